@@ -1,0 +1,9 @@
+"""ivnext: InternVideo-Next video foundation models as MMEngine / mmaction2 plugins."""
+from .compat import apply_all as _apply_compat
+
+_apply_compat()
+
+from . import models  # noqa: E402,F401  (registers every module into mmaction2's registries)
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']

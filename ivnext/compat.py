@@ -1,0 +1,161 @@
+"""Environment compatibility fixes, applied once when ``ivnext`` is imported.
+
+Each fix targets one known incompatibility of the pinned stack and is inert
+where it is not needed:
+
+* **torchvision CUDA wheel on CPU torch.** The only torchvision for torch 2.13
+  is a CUDA build whose C extension does not load on the CPU build of torch;
+  its ``_meta_registrations`` then fails with ``operator torchvision::nms does
+  not exist``. timm and transformers import torchvision, so the whole stack
+  fails. When (and only when) that exact error happens, the two operator
+  schemas are declared (schema only, no kernel) and torchvision is imported
+  again. A torchvision that imports cleanly is never touched.
+* **MMEngine checkpoints under ``weights_only=True``.** torch >= 2.6 defaults
+  ``torch.load`` to ``weights_only=True``; MMEngine checkpoints carry message
+  hubs and numpy scalars, so ``--resume`` and ``load_from`` fail. MMEngine's
+  local-file loader is re-registered to load the runner's own checkpoints with
+  ``weights_only=False``. Foreign weights (released checkpoints, teachers) are
+  read with ``weights_only=True`` or safetensors by ivnext's own loaders.
+* **mmaction2 1.2.0 wheel without its DRN localizer.** The wheel lacks
+  ``mmaction/models/localizers/drn`` while ``mmaction.models.localizers``
+  imports it, so ``import mmaction.models`` fails. When that package is missing,
+  a module is installed in its place whose ``DRN`` raises a clear error if
+  anyone builds it; every other mmaction2 model imports normally.
+* **mmaction2's vendored BERT on transformers 4.5x.** ``mmaction.models``
+  (its VindLU model) imports ``apply_chunking_to_forward``,
+  ``find_pruneable_heads_and_indices`` and ``prune_linear_layer`` from
+  ``transformers.modeling_utils``; newer transformers keep them only in
+  ``transformers.pytorch_utils``. They are re-exported when absent.
+* **CPU/gloo distributed training.** MMEngine's PyTorch launcher calls
+  ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``; both fail
+  without CUDA. On machines without CUDA the launcher skips ``set_device`` and
+  the wrapper drops ``device_ids``. With CUDA nothing changes.
+"""
+import os.path as osp
+import sys
+from typing import Any
+
+import torch
+
+_APPLIED = False
+
+
+def guard_torchvision_import() -> bool:
+    """Import torchvision, declaring missing ``nms``/``qnms`` schemas if needed.
+
+    Returns:
+        bool: True if the guard had to declare the schemas.
+    """
+    if 'torchvision' in sys.modules:
+        return False
+    try:
+        import torchvision  # noqa: F401
+        return False
+    except RuntimeError as err:
+        if 'torchvision::nms does not exist' not in str(err):
+            raise
+    for name in [m for m in sys.modules if m == 'torchvision' or m.startswith('torchvision.')]:
+        del sys.modules[name]
+    lib = torch.library.Library('torchvision', 'DEF')  # noqa: TOR901
+    lib.define('nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
+    lib.define('qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')
+    # Keep the library object alive: its destructor would drop the schemas.
+    guard_torchvision_import._library = lib
+    import torchvision  # noqa: F401,F811
+    return True
+
+
+def _load_mmengine_checkpoint(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's local loader, reading the runner's own checkpoints in full."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} can not be found; check `load_from`/`--resume`.')
+    return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+def patch_mmengine_checkpoint_loading() -> None:
+    """Make MMEngine's local checkpoint scheme work with torch's weights-only default."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_mmengine_checkpoint)
+
+
+def patch_mmengine_cpu_distributed() -> None:
+    """Let MMEngine's ``pytorch`` launcher and DDP wrapper run on CPU with gloo."""
+    if torch.cuda.is_available():
+        return
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model.wrappers import MMDistributedDataParallel
+
+    if not getattr(dist_utils._init_dist_pytorch, '_ivnext_cpu', False):
+        def _init_dist_pytorch_cpu(backend: str = 'gloo', init_backend: str = 'torch', **kwargs) -> None:
+            if backend == 'nccl':
+                backend = 'gloo'
+            rank = int(dist_utils.os.environ['RANK'])
+            world_size = int(dist_utils.os.environ['WORLD_SIZE'])
+            dist_utils.torch_dist.init_process_group(
+                backend=backend, rank=rank, world_size=world_size, **kwargs)
+
+        _init_dist_pytorch_cpu._ivnext_cpu = True
+        dist_utils._init_dist_pytorch = _init_dist_pytorch_cpu
+
+    if not getattr(MMDistributedDataParallel.__init__, '_ivnext_cpu', False):
+        original_init = MMDistributedDataParallel.__init__
+
+        def _init_without_device_ids(self, module, detect_anomalous_params: bool = False, **kwargs) -> None:
+            kwargs.pop('device_ids', None)
+            kwargs.pop('output_device', None)
+            original_init(self, module, detect_anomalous_params=detect_anomalous_params, **kwargs)
+
+        _init_without_device_ids._ivnext_cpu = True
+        MMDistributedDataParallel.__init__ = _init_without_device_ids
+
+
+class _MissingDRN:
+    """Placeholder registered for the localizer the mmaction2 1.2.0 wheel omits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise ImportError('mmaction2 1.2.0 wheels ship without mmaction/models/localizers/drn; '
+                          'install mmaction2 from source to use the DRN localizer.')
+
+
+def patch_mmaction_missing_drn() -> None:
+    """Provide ``mmaction.models.localizers.drn`` when the installed wheel lacks it."""
+    import importlib.util
+    import types
+    if 'mmaction.models.localizers.drn.drn' in sys.modules:
+        return
+    spec = importlib.util.find_spec('mmaction')
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    root = list(spec.submodule_search_locations)[0]
+    if osp.isdir(osp.join(root, 'models', 'localizers', 'drn')):
+        return
+    package = types.ModuleType('mmaction.models.localizers.drn')
+    package.__path__ = []
+    module = types.ModuleType('mmaction.models.localizers.drn.drn')
+    module.DRN = _MissingDRN
+    package.drn = module
+    sys.modules[package.__name__] = package
+    sys.modules[module.__name__] = module
+
+
+def patch_transformers_reexports() -> None:
+    """Re-export helpers mmaction2 expects in ``transformers.modeling_utils``."""
+    import transformers.modeling_utils as modeling_utils
+    import transformers.pytorch_utils as pytorch_utils
+    for name in ('apply_chunking_to_forward', 'find_pruneable_heads_and_indices', 'prune_linear_layer'):
+        if not hasattr(modeling_utils, name) and hasattr(pytorch_utils, name):
+            setattr(modeling_utils, name, getattr(pytorch_utils, name))
+
+
+def apply_all() -> None:
+    """Apply every fix once; safe to call repeatedly."""
+    global _APPLIED
+    if _APPLIED:
+        return
+    guard_torchvision_import()
+    patch_mmaction_missing_drn()
+    patch_transformers_reexports()
+    patch_mmengine_checkpoint_loading()
+    patch_mmengine_cpu_distributed()
+    _APPLIED = True
