@@ -4,6 +4,7 @@ from .compat import apply_all as _apply_compat
 _apply_compat()
 
 from . import models  # noqa: E402,F401  (registers every module into mmaction2's registries)
+from . import engine  # noqa: E402,F401  (optimizer constructors)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

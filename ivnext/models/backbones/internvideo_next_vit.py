@@ -197,6 +197,9 @@ class InternVideoNextViT(BaseModule):
     # --------------------------------------------------------------- forward
     def grid_of(self, x: torch.Tensor) -> Tuple[int, int, int]:
         """Token grid (T', H', W') of a clip (B, C, T, H, W)."""
+        if x.dim() != 5:
+            raise ValueError(f'expected a clip (B, C, T, H, W), got shape {tuple(x.shape)}; mmaction2 pipelines '
+                             "need FormatShape(input_format='NCTHW')")
         _, _, t, h, w = x.shape
         return t // self.tubelet_size, h // self.patch_size, w // self.patch_size
 
@@ -213,9 +216,6 @@ class InternVideoNextViT(BaseModule):
         Returns:
             tuple: tokens (B, N, C) without CLS, and the grid (T', H', W').
         """
-        if x.dim() != 5:
-            raise ValueError(f'expected a clip (B, C, T, H, W), got shape {tuple(x.shape)}; mmaction2 pipelines '
-                             "need FormatShape(input_format='NCTHW')")
         grid = self.grid_of(x)
         tokens = self.patch_embed(x.to(self.patch_embed.proj.weight.dtype))
         return tokens + self.patch_pos_embed(grid).to(tokens.dtype), grid

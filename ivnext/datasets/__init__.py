@@ -1,0 +1,6 @@
+"""Datasets: the miniature appearance/motion clip set built from footage shipped inside installed packages."""
+from .demo_clips import (APPEARANCE_CLASSES, MOTION_CLASSES, DemoClipsConfig, build_demo_clips,
+                         is_up_to_date, load_clip_records, read_manifest)
+
+__all__ = ['APPEARANCE_CLASSES', 'MOTION_CLASSES', 'DemoClipsConfig', 'build_demo_clips', 'is_up_to_date',
+           'load_clip_records', 'read_manifest']

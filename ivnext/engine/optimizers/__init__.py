@@ -1,0 +1,5 @@
+"""Optimizer wrapper constructors registered in mmaction2's OPTIM_WRAPPER_CONSTRUCTORS."""
+from .layer_decay_constructor import LayerDecayOptimWrapperConstructor, get_vit_layer_id
+from .trainable_constructor import TrainableOptimWrapperConstructor
+
+__all__ = ['LayerDecayOptimWrapperConstructor', 'TrainableOptimWrapperConstructor', 'get_vit_layer_id']

@@ -1,0 +1,105 @@
+"""Heads aligning the student encoder with a frozen image teacher: per-layer tokens and pooled embedding."""
+from typing import Dict, Optional, Sequence
+
+import torch
+from mmaction.registry import MODELS
+from mmengine.model import BaseModule
+from torch import nn
+
+from ..losses import cosine_distance
+from ..necks.mlp_decoder import MLPDecoder
+
+
+@MODELS.register_module()
+class AlignmentHead(BaseModule):
+    """MLP decoders from the student's last K encoder layers to the teacher's K hidden states.
+
+    Each decoder is Linear-GELU-Linear-LayerNorm (hidden width = student width) followed by L2 normalisation,
+    as the release. The loss is ``2 - 2 cos`` between decoded student tokens and the (L2-normalised) teacher
+    tokens, averaged over layers, samples and tokens together, as the release
+    (``(2 - 2 <s, t>).mean()`` over a (K, B, L) stack), times ``loss_weight``.
+
+    Args:
+        in_dims: Student encoder width.
+        target_dims: Teacher hidden width.
+        num_layers: K, layers aligned (6 in the paper).
+        loss_weight: Scale of ``loss_align``.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self, in_dims: int = 768, target_dims: int = 1152, num_layers: int = 6, loss_weight: float = 1.0,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.num_layers = num_layers
+        self.loss_weight = loss_weight
+        self.decoders = nn.ModuleList([MLPDecoder(in_dims, target_dims, l2_normalize=True) for _ in range(num_layers)])
+
+    def forward(self, student_layers: Sequence[torch.Tensor]) -> list:
+        """Decode each student layer.
+
+        Args:
+            student_layers: K tensors (B, L, C_s), shallow to deep, visible tokens only (CLS removed).
+
+        Returns:
+            list: K tensors (B, L, C_t), unit norm.
+        """
+        if len(student_layers) != self.num_layers:
+            raise ValueError(f'expected {self.num_layers} student layers (num_layers), got {len(student_layers)}')
+        return [decoder(x) for decoder, x in zip(self.decoders, student_layers)]
+
+    def loss(self, student_layers: Sequence[torch.Tensor],
+             teacher_layers: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Token alignment loss.
+
+        Args:
+            student_layers: K tensors (B, L, C_s): the student's visible patch tokens at the aligned layers.
+            teacher_layers: K tensors (B, L, C_t): teacher targets at the same tokens, L2-normalised.
+
+        Returns:
+            dict: ``loss_align`` (scalar, weighted).
+        """
+        if len(teacher_layers) != len(student_layers):
+            raise ValueError(f'got {len(student_layers)} student layers but {len(teacher_layers)} teacher layers')
+        preds = self(student_layers)
+        dist = torch.stack([cosine_distance(p, t) for p, t in zip(preds, teacher_layers)])  # (K, B, L)
+        return dict(loss_align=self.loss_weight * dist.mean())
+
+
+@MODELS.register_module()
+class PooledAlignmentHead(BaseModule):
+    """Aligns the student's attention-pooled clip embedding with the teacher's pooled embedding.
+
+    With ``target_dims`` set, the student embedding goes through an L2-normalised MLP decoder
+    (Linear-GELU-Linear-LayerNorm) to the teacher width, as the release (``clip_teacher_final_dim=768``);
+    with ``target_dims=None`` it is compared directly (widths must match). Loss ``2 - 2 cos`` averaged over
+    the batch, times ``loss_weight``. The teacher target is its per-frame pooled embedding averaged over
+    frames (done by the caller/teacher).
+
+    Args:
+        in_dims: Student pooled width (the encoder's ``clip_embed_dims``).
+        target_dims: Teacher pooled width, or None for no projection.
+        loss_weight: Scale of ``loss_align_pooled``.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self, in_dims: int = 768, target_dims: Optional[int] = 768, loss_weight: float = 1.0,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.loss_weight = loss_weight
+        self.decoder = MLPDecoder(in_dims, target_dims, l2_normalize=True) if target_dims else nn.Identity()
+
+    def forward(self, student_pooled: torch.Tensor) -> torch.Tensor:
+        """Args: student_pooled (B, C_s). Returns (B, C_t)."""
+        return self.decoder(student_pooled)
+
+    def loss(self, student_pooled: torch.Tensor, teacher_pooled: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Pooled alignment loss.
+
+        Args:
+            student_pooled: (B, C_s) student attention-pooled embedding.
+            teacher_pooled: (B, C_t) teacher pooled embedding (frame average).
+
+        Returns:
+            dict: ``loss_align_pooled`` (scalar, weighted).
+        """
+        return dict(loss_align_pooled=self.loss_weight * cosine_distance(self(student_pooled), teacher_pooled).mean())

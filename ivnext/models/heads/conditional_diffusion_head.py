@@ -1,0 +1,280 @@
+"""Per-token conditional diffusion decoder (IDDPM, learned-range variance) for masked pixel patches."""
+import math
+from typing import Dict, Optional, Union
+
+import torch
+from diffusers import DDPMScheduler
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from mmaction.registry import MODELS
+from mmengine.model import BaseModule
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..losses import discretized_gaussian_log_likelihood, normal_kl
+
+
+class AdaLNResBlock(nn.Module):
+    """``x + gate * MLP(LN(x) * (1 + scale) + shift)`` with (shift, scale, gate) from the condition.
+
+    Args:
+        width: Token width.
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Args: x (N, W), cond (N, W). Returns (N, W)."""
+        shift, scale, gate = self.modulation(cond).chunk(3, dim=-1)
+        return x + gate * self.mlp(self.norm(x) * (1 + scale) + shift)
+
+
+class AdaLNMLPDenoiser(nn.Module):
+    """Residual MLP denoiser with adaLN conditioning on ``timestep embedding + Linear(z)``.
+
+    adaLN modulations and the output layer start at zero (DiT), so the untrained net outputs zeros.
+
+    Args:
+        target_dims: Width D of one noisy target vector.
+        cond_dims: Width of the condition z.
+        width: Hidden width.
+        depth: Residual blocks.
+        out_dims: Output width (2*D for epsilon + variance interpolation).
+        grad_checkpointing: Recompute blocks in the backward pass.
+    """
+
+    def __init__(self, target_dims: int, cond_dims: int, width: int, depth: int, out_dims: int,
+                 grad_checkpointing: bool = False):
+        super().__init__()
+        self.input_proj = nn.Linear(target_dims, width)
+        self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)  # [cos | sin], 1e4 period
+        self.time_embed = TimestepEmbedding(256, width)  # Linear-SiLU-Linear
+        self.cond_embed = nn.Linear(cond_dims, width)
+        self.blocks = nn.ModuleList([AdaLNResBlock(width) for _ in range(depth)])
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.output = nn.Linear(width, out_dims)
+        self.grad_checkpointing = grad_checkpointing
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.time_embed.linear_1.weight, std=0.02)
+        nn.init.normal_(self.time_embed.linear_2.weight, std=0.02)
+        zero = [block.modulation[-1] for block in self.blocks] + [self.final_modulation[-1], self.output]
+        for linear in zero:
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Args: x (N, D) noisy targets, t (N,) integer timesteps, z (N, C_z). Returns (N, out_dims)."""
+        cond = self.time_embed(self.time_proj(t).to(x.dtype)) + self.cond_embed(z)
+        h = self.input_proj(x)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and h.requires_grad:
+                h = checkpoint(block, h, cond, use_reentrant=False)
+            else:
+                h = block(h, cond)
+        shift, scale = self.final_modulation(cond).chunk(2, dim=-1)
+        return self.output(self.final_norm(h) * (1 + scale) + shift)
+
+
+@MODELS.register_module()
+class ConditionalDiffusionHead(BaseModule):
+    """Diffusion decoder modelling each masked patch independently given the predictor output at its slot.
+
+    Forward process and sampler are diffusers' ``DDPMScheduler`` with the IDDPM cosine schedule
+    (``squaredcos_cap_v2``, 1000 steps), epsilon prediction and ``learned_range`` variance. The denoiser
+    outputs ``[eps (D) | v (D)]``; the model log-variance is ``(v+1)/2 * log(beta_t) + (1-v)/2 *
+    log(beta~_t)`` with beta~_t the posterior variance. diffusers' ``learned_range`` uses the same
+    interpolation (``min_log = log(beta~_t)``, ``max_log = log(beta_t)``, ``frac = (v+1)/2``, computed from the
+    (respaced) ``alphas_cumprod``); it differs from IDDPM only at t = 0, where IDDPM clips beta~_0 := beta~_1 and
+    diffusers clamps it to 1e-20, and sampling adds no noise at t = 0, so the samplers agree. ``v`` is not
+    clamped to [-1, 1] (neither is it in IDDPM). The training VLB uses IDDPM's clipped value.
+
+    Training loss (IDDPM hybrid, as the release): per token ``mean_D (eps - eps_hat)^2`` plus the variational
+    term in bits/dim with the model mean stop-gradiented, so it trains only the variance: ``KL(q(x_{t-1}|x_t,
+    x_0) || p(x_{t-1}|x_t))`` for t > 0 and the discretised-Gaussian NLL of x_0 (bin 2/255) at t = 0; the
+    VLB is scaled by ``num_train_timesteps / 1000``. All diffusion maths runs in fp32 with autocast disabled.
+
+    Args:
+        in_dims: Width of the condition z (predictor width C_pred).
+        target_dims: Width D of a target patch (3 * 14 * 14 = 588).
+        width: Denoiser width.
+        depth: Denoiser residual blocks.
+        num_train_timesteps: Diffusion steps T.
+        beta_schedule: diffusers beta schedule (``squaredcos_cap_v2`` = IDDPM cosine).
+        num_inference_steps: Default sampling steps (evenly spaced over [0, T-1], as IDDPM respacing).
+        diffusion_batch_mul: Repeat each (z, target) pair this many times with independent t and noise
+            (1 in the released Stage-1 models).
+        loss_weight: Scale of ``loss_diffusion``.
+        grad_checkpointing: Recompute denoiser blocks in the backward pass.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
+                 num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
+                 num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
+                 grad_checkpointing: bool = False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if diffusion_batch_mul < 1:
+            raise ValueError(f'diffusion_batch_mul must be >= 1, got {diffusion_batch_mul}')
+        self.in_dims = in_dims
+        self.target_dims = target_dims
+        self.num_train_timesteps = num_train_timesteps
+        self.num_inference_steps = num_inference_steps
+        self.diffusion_batch_mul = diffusion_batch_mul
+        self.loss_weight = loss_weight
+        self.net = AdaLNMLPDenoiser(target_dims, in_dims, width, depth, 2 * target_dims, grad_checkpointing)
+        self.scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
+                                       variance_type='learned_range', prediction_type='epsilon', clip_sample=False,
+                                       timestep_spacing='linspace')
+        self._register_posterior_buffers()
+
+    def _register_posterior_buffers(self) -> None:
+        """Posterior q(x_{t-1} | x_t, x_0) coefficients from the scheduler's alphas_cumprod (float64 -> fp32)."""
+        ab = self.scheduler.alphas_cumprod.double()
+        ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
+        betas = 1 - ab / ab_prev
+        post_var = betas * (1 - ab_prev) / (1 - ab)
+        buffers = dict(
+            sqrt_ab=ab.sqrt(),
+            sqrt_one_minus_ab=(1 - ab).sqrt(),
+            log_betas=betas.log(),
+            post_log_var=torch.cat([post_var[1:2], post_var[1:]]).log(),  # beta~_0 clipped to beta~_1 (IDDPM)
+            post_coef_x0=betas * ab_prev.sqrt() / (1 - ab),
+            post_coef_xt=(1 - ab_prev) * (1 - betas).sqrt() / (1 - ab),
+        )
+        for name, value in buffers.items():
+            self.register_buffer(name, value.float(), persistent=False)
+
+    @staticmethod
+    def _flatten(z: torch.Tensor, target: Optional[torch.Tensor], in_dims: int, target_dims: int):
+        if z.shape[-1] != in_dims:
+            raise ValueError(f'z must end with in_dims={in_dims}, got {tuple(z.shape)}; set in_dims to the '
+                             'predictor width.')
+        if target is not None:
+            if target.shape[-1] != target_dims or target.shape[:-1] != z.shape[:-1]:
+                raise ValueError(f'target must be {tuple(z.shape[:-1]) + (target_dims, )}, got '
+                                 f'{tuple(target.shape)}: one {target_dims}-dim patch per condition vector.')
+            target = target.reshape(-1, target_dims).float()
+        return z.reshape(-1, in_dims).float(), target
+
+    def _at(self, buffer: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return buffer[t].unsqueeze(-1)
+
+    def posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor):
+        """Mean and (clipped) log-variance of q(x_{t-1} | x_t, x_0); x0, xt (N, D), t (N,)."""
+        mean = self._at(self.post_coef_x0, t) * x0 + self._at(self.post_coef_xt, t) * xt
+        return mean, self._at(self.post_log_var, t).expand_as(mean)
+
+    def model_posterior(self, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, v: torch.Tensor):
+        """Mean and log-variance of p(x_{t-1} | x_t) from predicted ``eps`` and variance output ``v``.
+
+        Args:
+            xt: (N, D) noisy targets.
+            t: (N,) timesteps.
+            eps: (N, D) predicted noise.
+            v: (N, D) in [-1, 1] nominally: log-variance = (v+1)/2 log(beta_t) + (1-v)/2 log(beta~_t).
+
+        Returns:
+            tuple: (mean (N, D), log_var (N, D)).
+        """
+        x0_hat = (xt - self._at(self.sqrt_one_minus_ab, t) * eps) / self._at(self.sqrt_ab, t)
+        mean = self._at(self.post_coef_x0, t) * x0_hat + self._at(self.post_coef_xt, t) * xt
+        frac = (v + 1) / 2
+        log_var = frac * self._at(self.log_betas, t) + (1 - frac) * self._at(self.post_log_var, t)
+        return mean, log_var
+
+    def vlb_terms(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor, eps: torch.Tensor,
+                  v: torch.Tensor) -> torch.Tensor:
+        """Per-row variational bound term in bits/dim.
+
+        Args:
+            x0: (N, D) clean targets.
+            xt: (N, D) noisy targets at t.
+            t: (N,) timesteps.
+            eps: (N, D) predicted noise (pass it detached to train only the variance, as the hybrid loss).
+            v: (N, D) variance interpolation outputs.
+
+        Returns:
+            Tensor: (N,) KL(q || p) for t > 0 and -log p(x0 | x1) for t = 0, in bits, averaged over D.
+        """
+        true_mean, true_log_var = self.posterior(x0, xt, t)
+        model_mean, model_log_var = self.model_posterior(xt, t, eps, v)
+        kl = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(-1)
+        nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var).mean(-1)
+        return torch.where(t == 0, nll, kl) / math.log(2.0)
+
+    def loss(self, z: torch.Tensor, target: torch.Tensor, timesteps: Optional[Union[int, torch.Tensor]] = None,
+             noise: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """IDDPM hybrid loss.
+
+        Args:
+            z: (B, M, C_pred) predictor outputs at the masked tokens (any leading shape).
+            target: (B, M, D) normalised pixel patches of the same tokens.
+            timesteps: Optional fixed timesteps: an int, or a (B*M*diffusion_batch_mul,) long tensor; random
+                uniform in [0, T) by default.
+            noise: Optional (B*M*diffusion_batch_mul, D) noise; standard normal by default.
+
+        Returns:
+            dict: ``loss_diffusion`` (scalar, weighted, to optimise), and detached ``diffusion_mse`` /
+            ``diffusion_vlb`` (means over rows) for logging.
+        """
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            z, x0 = self._flatten(z, target, self.in_dims, self.target_dims)
+            k = self.diffusion_batch_mul
+            if k > 1:
+                z, x0 = z.repeat(k, 1), x0.repeat(k, 1)
+            n = x0.shape[0]
+            if timesteps is None:
+                t = torch.randint(0, self.num_train_timesteps, (n, ), device=x0.device)
+            else:
+                t = torch.as_tensor(timesteps, device=x0.device).long()
+                if t.dim() == 0:
+                    t = t.expand(n)
+                if t.shape != (n, ) or bool((t < 0).any()) or bool((t >= self.num_train_timesteps).any()):
+                    raise ValueError(f'timesteps must be an int or a ({n},) tensor in [0, '
+                                     f'{self.num_train_timesteps}), got {tuple(t.shape)}')
+            if noise is None:
+                noise = torch.randn_like(x0)
+            elif noise.shape != x0.shape:
+                raise ValueError(f'noise must be {tuple(x0.shape)}, got {tuple(noise.shape)}')
+            noise = noise.float()
+            xt = self.scheduler.add_noise(x0, noise, t)
+            eps, v = self.net(xt, t, z).split(self.target_dims, dim=-1)
+            mse = (noise - eps).pow(2).mean(-1)
+            vlb = self.vlb_terms(x0, xt, t, eps.detach(), v) * (self.num_train_timesteps / 1000.0)
+            loss = (mse + vlb).mean() * self.loss_weight
+        return dict(loss_diffusion=loss, diffusion_mse=mse.mean().detach(), diffusion_vlb=vlb.mean().detach())
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, num_inference_steps: Optional[int] = None,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Ancestral DDPM sampling of one patch per condition vector.
+
+        Args:
+            z: (B, M, C_pred) conditions (any leading shape).
+            num_inference_steps: Sampling steps (default ``self.num_inference_steps``), evenly spaced in [0, T-1].
+            generator: Optional torch generator for reproducible noise.
+
+        Returns:
+            Tensor: (B, M, D) samples in the target's (normalised pixel) space.
+        """
+        steps = num_inference_steps or self.num_inference_steps
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            zf, _ = self._flatten(z, None, self.in_dims, self.target_dims)
+            scheduler = DDPMScheduler.from_config(self.scheduler.config)
+            scheduler.set_timesteps(steps, device=zf.device)
+            gen_device = generator.device if generator is not None else zf.device
+            x = torch.randn((zf.shape[0], self.target_dims), generator=generator, device=gen_device).to(zf.device)
+            for t in scheduler.timesteps:
+                out = self.net(x, t.expand(zf.shape[0]), zf)
+                x = scheduler.step(out, t, x, generator=generator).prev_sample
+        return x.reshape(*z.shape[:-1], self.target_dims)

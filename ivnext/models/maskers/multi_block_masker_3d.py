@@ -1,0 +1,147 @@
+"""V-JEPA multi-block 3D masking (Stage 2 views)."""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+from mmaction.registry import MODELS
+
+from .base_masker import BaseMasker
+
+
+def _uniform(low_high: Sequence[float], generator: Optional[torch.Generator], device) -> float:
+    low, high = float(low_high[0]), float(low_high[1])
+    return low + float(torch.rand(1, generator=generator, device=device)) * (high - low)
+
+
+@MODELS.register_module()
+class MultiBlockMasker3D(BaseMasker):
+    """Mask the union of several random 3D blocks (V-JEPA multi-block), equalised over the batch.
+
+    As in V-JEPA's ``MaskCollator``: one block size (t, h, w) is drawn per call and shared by every block of every
+    sample (spatial area ``int(H*W*s)`` with ``s ~ U(spatial_scale)``, aspect ratio h/w ``~ U(aspect_ratio)``,
+    ``h = round(sqrt(area*ar))``, ``w = round(sqrt(area/ar))`` clipped to the grid, ``t = max(1, int(T*ts))``),
+    then each of the ``num_blocks`` blocks gets its own uniform position per sample. The masked region is the union
+    of the blocks; the visible (context) tokens are its complement. Samples whose context is empty are redrawn.
+
+    Equal counts: like V-JEPA, every sample keeps only as many context tokens as the sample with the fewest (and at
+    most ``max_context_tokens``); the surplus context tokens are masked too. V-JEPA drops the last ones in raster
+    order; here they are chosen uniformly at random so that no frame or corner is favoured.
+
+    Stage-2 recipe (paper / release): two views, ``num_blocks=8, spatial_scale=(0.15, 0.15)`` and
+    ``num_blocks=2, spatial_scale=(0.7, 0.7)``, ``aspect_ratio=(0.75, 1.5)``, ``temporal_scale=(1.0, 1.0)``; the
+    release caps the context at ``400 * T / 8`` tokens.
+
+    Args:
+        num_blocks: Blocks per sample.
+        spatial_scale: Range of the block area as a fraction of H*W.
+        aspect_ratio: Range of the block aspect ratio h/w.
+        temporal_scale: Range of the block length as a fraction of T.
+        max_context_tokens: Optional cap on the visible tokens per sample.
+        max_tries: Redraws allowed for samples whose blocks cover the whole clip.
+    """
+
+    def __init__(self,
+                 num_blocks: int = 8,
+                 spatial_scale: Tuple[float, float] = (0.15, 0.15),
+                 aspect_ratio: Tuple[float, float] = (0.75, 1.5),
+                 temporal_scale: Tuple[float, float] = (1.0, 1.0),
+                 max_context_tokens: Optional[int] = None,
+                 max_tries: int = 20) -> None:
+        super().__init__(mask_ratio=0.)
+        for name, rng, upper in (('spatial_scale', spatial_scale, 1.), ('temporal_scale', temporal_scale, 1.),
+                                 ('aspect_ratio', aspect_ratio, math.inf)):
+            if len(rng) != 2 or not 0. < rng[0] <= rng[1] <= upper:
+                raise ValueError(f'{name} must be (low, high) with 0 < low <= high <= {upper}, got {rng}.')
+        if num_blocks < 1:
+            raise ValueError(f'num_blocks must be >= 1, got {num_blocks}.')
+        if max_context_tokens is not None and max_context_tokens < 1:
+            raise ValueError(f'max_context_tokens must be None or >= 1, got {max_context_tokens}.')
+        self.num_blocks = int(num_blocks)
+        self.spatial_scale = tuple(spatial_scale)
+        self.aspect_ratio = tuple(aspect_ratio)
+        self.temporal_scale = tuple(temporal_scale)
+        self.max_context_tokens = max_context_tokens
+        self.max_tries = int(max_tries)
+
+    def num_masked(self, grid: Sequence[int]) -> int:
+        raise TypeError('MultiBlockMasker3D masks a random number of tokens per call (equal within a batch).')
+
+    def sample_block_size(self, grid: Sequence[int], device=None,
+                          generator: Optional[torch.Generator] = None) -> Tuple[int, int, int]:
+        """Draw the block size (t, h, w) shared by the whole batch."""
+        t_, h_, w_ = self.check_grid(grid)
+        t = max(1, int(t_ * _uniform(self.temporal_scale, generator, device)))
+        area = int(h_ * w_ * _uniform(self.spatial_scale, generator, device))
+        ar = _uniform(self.aspect_ratio, generator, device)
+        h = min(max(1, int(round(math.sqrt(area * ar)))), h_)
+        w = min(max(1, int(round(math.sqrt(area / ar)))), w_)
+        return min(t, t_), h, w
+
+    def _sample_starts(self, n: int, grid, size, device, generator) -> torch.Tensor:
+        limits = torch.tensor([g - s + 1 for g, s in zip(grid, size)], device=device, dtype=torch.float32)
+        u = torch.rand(n, self.num_blocks, 3, device=device, generator=generator)
+        return (u * limits).long().clamp_max(limits.long() - 1)
+
+    @staticmethod
+    def blocks_to_union(blocks: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
+        """Union of boxes as a token mask.
+
+        Args:
+            blocks: (B, K, 6) long boxes ``[t0, h0, w0, t1, h1, w1)`` (half-open).
+            grid: (T, H, W).
+
+        Returns:
+            Tensor: (B, T*H*W) bool, True inside any box.
+        """
+        inside = []
+        for axis, size in enumerate(grid):
+            pos = torch.arange(size, device=blocks.device)
+            inside.append((pos >= blocks[..., axis, None]) & (pos < blocks[..., axis + 3, None]))  # (B, K, size)
+        box = inside[0][..., :, None, None] & inside[1][..., None, :, None] & inside[2][..., None, None, :]
+        return box.any(1).flatten(1)
+
+    def sample_with_blocks(self,
+                           batch_size: int,
+                           grid: Sequence[int],
+                           device: Optional[torch.device] = None,
+                           generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Sample masks and return the boxes they come from.
+
+        Returns:
+            tuple: mask (B, N) bool (True = masked) and blocks (B, num_blocks, 6) long ``[t0, h0, w0, t1, h1, w1)``.
+        """
+        grid = self.check_grid(grid)
+        size = self.sample_block_size(grid, device, generator)
+        size_t = torch.tensor(size, device=device)
+        starts = self._sample_starts(batch_size, grid, size, device, generator)
+        blocks = torch.cat([starts, starts + size_t], -1)
+        union = self.blocks_to_union(blocks, grid)
+        for _ in range(self.max_tries):
+            empty = union.all(1)
+            if not bool(empty.any()):
+                break
+            redo = self._sample_starts(int(empty.sum()), grid, size, device, generator)
+            blocks[empty] = torch.cat([redo, redo + size_t], -1)
+            union[empty] = self.blocks_to_union(blocks[empty], grid)
+        if bool(union.all(1).any()):
+            raise RuntimeError(f'{self.num_blocks} blocks of size {size} keep covering the whole grid {grid}; '
+                               f'lower num_blocks or spatial_scale.')
+        keep = int((~union).sum(1).min())
+        if self.max_context_tokens is not None:
+            keep = min(keep, int(self.max_context_tokens))
+        keys = torch.rand(union.shape, device=device, generator=generator).masked_fill(union, 2.)
+        visible = keys.argsort(dim=1)[:, :keep]
+        return self.mask_from_visible(visible, union.shape[1]), blocks
+
+    def forward(self,
+                batch_size: int,
+                grid: Sequence[int],
+                importance: Optional[torch.Tensor] = None,
+                device: Optional[torch.device] = None,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        return self.sample_with_blocks(batch_size, grid, device, generator)[0]
+
+    def extra_repr(self) -> str:
+        return (f'num_blocks={self.num_blocks}, spatial_scale={self.spatial_scale}, '
+                f'aspect_ratio={self.aspect_ratio}, temporal_scale={self.temporal_scale}, '
+                f'max_context_tokens={self.max_context_tokens}')

@@ -1,0 +1,108 @@
+"""Input assembly shared by the Stage-1 predictors: full grid with mask tokens, positions, CLS, projection."""
+from typing import Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule
+from torch import nn
+
+from ..layers import interpolate_pos_embed, sincos_3d
+from ..utils import mask_to_index
+from .mlp_decoder import MLPDecoder
+
+
+class BasePredictor(BaseModule):
+    """Predictor base: ``assemble`` the full token grid, then subclasses run their layers in ``forward_layers``.
+
+    Assembly (as the released Stage-1 model):
+
+    1. visible encoder tokens are scattered back to their raster positions of the (T', H', W') grid; masked
+       slots hold one learnable mask token (encoder width, init trunc-normal std 0.02);
+    2. a fixed 3D sin-cos position embedding (encoder width, built for ``grid_size`` and interpolated to the
+       clip's grid) is added to every patch slot; CLS tokens get no position embedding (the release gives
+       them zero rows);
+    3. the CLS tokens are prepended and every token goes through an MLP (Linear-GELU-Linear-LayerNorm)
+       from the encoder width to the predictor width.
+
+    Args:
+        in_dims: Encoder width C_enc.
+        embed_dims: Predictor width C_pred (output width).
+        num_cls_tokens: CLS tokens at the front of the encoder output.
+        grid_size: Token grid (T', H', W') the position table is built for.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self, in_dims: int, embed_dims: int, num_cls_tokens: int = 4,
+                 grid_size: Sequence[int] = (16, 16, 16), init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if len(grid_size) != 3:
+            raise ValueError(f'grid_size must be (T, H, W) in tokens, got {grid_size}')
+        self.in_dims = in_dims
+        self.embed_dims = embed_dims
+        self.num_cls_tokens = num_cls_tokens
+        self.grid_size = tuple(int(g) for g in grid_size)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, in_dims))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.register_buffer('pos_embed', sincos_3d(in_dims, self.grid_size), persistent=False)
+        self.projector = MLPDecoder(in_dims, embed_dims)
+
+    def scatter(self, visible: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Place visible tokens at their grid slots and the mask token everywhere else.
+
+        Args:
+            visible: (B, N_vis, C_enc) visible patch tokens in raster order.
+            mask: (B, N) bool, True = masked.
+
+        Returns:
+            Tensor: (B, N, C_enc).
+        """
+        b, n = mask.shape
+        index = mask_to_index(mask)  # (B, N_vis) visible slots in raster order
+        if index.shape[1] != visible.shape[1]:
+            raise ValueError(f'mask leaves {index.shape[1]} visible tokens per sample but the encoder returned '
+                             f'{visible.shape[1]} patch tokens (after {self.num_cls_tokens} CLS); pass the same '
+                             'mask to the encoder and the predictor.')
+        canvas = self.mask_token.to(visible.dtype).expand(b, n, -1)
+        return canvas.scatter(1, index.unsqueeze(-1).expand(-1, -1, visible.shape[-1]), visible)
+
+    def assemble(self, tokens: torch.Tensor, mask: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
+        """Build the predictor input.
+
+        Args:
+            tokens: (B, num_cls + N_vis, C_enc) encoder output, CLS first.
+            mask: (B, N) bool, True = masked; N = T'*H'*W'.
+            grid: (T', H', W').
+
+        Returns:
+            Tensor: (B, num_cls + N, C_pred).
+        """
+        if tokens.dim() != 3 or tokens.shape[-1] != self.in_dims:
+            raise ValueError(f'tokens must be (B, num_cls + N_vis, {self.in_dims}), got {tuple(tokens.shape)}; '
+                             'set in_dims to the encoder width.')
+        if mask.dim() != 2 or mask.dtype != torch.bool or mask.shape[0] != tokens.shape[0]:
+            raise ValueError(f'mask must be a (B, N) bool tensor with B={tokens.shape[0]}, got '
+                             f'{tuple(mask.shape)} {mask.dtype}')
+        grid = tuple(int(g) for g in grid)
+        if mask.shape[1] != grid[0] * grid[1] * grid[2]:
+            raise ValueError(f'mask has {mask.shape[1]} tokens but grid {grid} has {grid[0] * grid[1] * grid[2]}')
+        cls, visible = tokens[:, :self.num_cls_tokens], tokens[:, self.num_cls_tokens:]
+        full = self.scatter(visible, mask)
+        pos = interpolate_pos_embed(self.pos_embed, self.grid_size, grid)
+        full = full + pos.to(full.dtype).unsqueeze(0)
+        return self.projector(torch.cat([cls, full], dim=1))
+
+    def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the predictor layers on (B, L, C_pred); returns (B, L, C_pred)."""
+        raise NotImplementedError
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
+        """Predict every token of the grid.
+
+        Args:
+            tokens: (B, num_cls + N_vis, C_enc) encoder output, CLS first, visible tokens in raster order.
+            mask: (B, N) bool, True = masked, the same count per sample.
+            grid: (T', H', W') with N = T'*H'*W'.
+
+        Returns:
+            Tensor: (B, num_cls + N, C_pred), CLS first, then the N grid tokens in raster order.
+        """
+        return self.forward_layers(self.assemble(tokens, mask, grid))

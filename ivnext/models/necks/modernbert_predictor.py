@@ -1,0 +1,151 @@
+"""Stage-1 predictor built from the last layers of ModernBERT (transformers)."""
+import os.path as osp
+from types import SimpleNamespace
+from typing import Optional, Sequence
+
+import torch
+from mmaction.registry import MODELS
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .base_predictor import BasePredictor
+
+# ModernBERT-Large (answerdotai/ModernBERT-large config.json): the released predictor keeps its last 5 layers.
+MODERNBERT_LARGE = dict(
+    hidden_size=1024,
+    intermediate_size=2624,
+    num_attention_heads=16,
+    num_hidden_layers=28,
+    global_attn_every_n_layers=3,
+    local_attention=128,
+    global_rope_theta=160000.0,
+    local_rope_theta=10000.0,
+    max_position_embeddings=8192,
+    hidden_activation='gelu',
+    norm_eps=1e-5,
+    norm_bias=False,
+    attention_bias=False,
+    mlp_bias=False,
+    attention_dropout=0.0,
+    mlp_dropout=0.0,
+    initializer_range=0.02,
+    initializer_cutoff_factor=2.0,
+)
+
+
+@MODELS.register_module()
+class ModernBertPredictor(BasePredictor):
+    """Latent predictor made of the last ``num_layers`` ModernBERT encoder layers.
+
+    The input is assembled by :class:`BasePredictor` (mask tokens, 3D sin-cos positions, CLS, MLP to the
+    ModernBERT width). The layers then run exactly as inside ModernBERT, as the release does: bidirectional
+    attention, ModernBERT's own 1D rotary embedding over the sequence position (CLS tokens, then the grid in
+    raster order), and for the layers that are local in ModernBERT (``layer_id % global_attn_every_n_layers
+    != 0``, e.g. 23, 25, 26 of 28) a sliding window of +-``local_attention // 2`` tokens. Each kept layer
+    keeps its original ``layer_id`` and thus its global/local role and rope theta. Attention runs on PyTorch
+    SDPA.
+
+    Weights: ``pretrained='path/to/ModernBERT-large'`` (a local Hugging Face folder, never downloaded) keeps
+    the last ``num_layers`` layers of the text model (paper default); otherwise ``model_config`` (overrides
+    of the ModernBERT-Large config) builds them with ModernBERT's random initialisation (the no-text-init
+    ablation and tests).
+
+    Args:
+        in_dims: Encoder width C_enc.
+        num_layers: Layers kept from the end of ModernBERT.
+        num_cls_tokens: CLS tokens at the front of the encoder output.
+        grid_size: Token grid (T', H', W') of the position table.
+        pretrained: Local folder of a ModernBERT checkpoint.
+        model_config: ModernBertConfig fields overriding ModernBERT-Large, used when ``pretrained`` is None.
+        final_norm: Apply ModernBERT's final LayerNorm. The release does not (its diffusion head sees the raw
+            residual stream), so the default is False.
+        gradient_checkpointing: Recompute each layer in the backward pass.
+        init_cfg: MMEngine init config.
+
+    Attributes:
+        embed_dims: Output width (ModernBERT hidden size, 1024 for Large).
+    """
+
+    def __init__(self, in_dims: int = 768, num_layers: int = 5, num_cls_tokens: int = 4,
+                 grid_size: Sequence[int] = (16, 16, 16), pretrained: Optional[str] = None,
+                 model_config: Optional[dict] = None, final_norm: bool = False, gradient_checkpointing: bool = False,
+                 init_cfg=None):
+        if pretrained is not None:
+            layers, norm, config = self._load_pretrained(pretrained, num_layers)
+        else:
+            layers, norm, config = self._build_random(model_config or {}, num_layers)
+        super().__init__(in_dims, config.hidden_size, num_cls_tokens, grid_size, init_cfg=init_cfg)
+        self.config = config
+        self.num_layers = num_layers
+        self.layers = layers
+        self.norm = norm if final_norm else nn.Identity()
+        self.gradient_checkpointing = gradient_checkpointing
+
+    @staticmethod
+    def _check_num_layers(num_layers: int, total: int) -> None:
+        if not 1 <= num_layers <= total:
+            raise ValueError(f'num_layers must be in [1, {total}] (ModernBERT has {total} layers), got {num_layers}')
+
+    @staticmethod
+    def _prepare_config(config) -> None:
+        # SDPA path with explicit masks; no torch.compile of the MLP (ModernBERT would pick it on GPU).
+        config._attn_implementation = 'sdpa'
+        config.reference_compile = False
+
+    @classmethod
+    def _load_pretrained(cls, pretrained: str, num_layers: int):
+        from transformers import ModernBertModel
+        if not osp.isdir(pretrained):
+            raise FileNotFoundError(f'ModernBertPredictor: pretrained={pretrained!r} is not a local folder. '
+                                    'Download answerdotai/ModernBERT-large once (e.g. `huggingface-cli download '
+                                    'answerdotai/ModernBERT-large --local-dir <dir>`) and pass that folder, or set '
+                                    'pretrained=None to build the layers randomly.')
+        try:
+            model = ModernBertModel.from_pretrained(pretrained, local_files_only=True, attn_implementation='sdpa',
+                                                    dtype=torch.float32)
+        except (OSError, ValueError) as err:
+            raise FileNotFoundError(f'ModernBertPredictor: could not load a ModernBERT checkpoint from '
+                                    f'{pretrained!r} ({err}); the folder needs config.json and the weights.') from err
+        config = model.config
+        cls._check_num_layers(num_layers, config.num_hidden_layers)
+        cls._prepare_config(config)
+        layers = nn.ModuleList(list(model.layers)[-num_layers:])
+        return layers, model.final_norm, config
+
+    @classmethod
+    def _build_random(cls, overrides: dict, num_layers: int):
+        from transformers import ModernBertConfig
+        from transformers.models.modernbert.modeling_modernbert import (ModernBertEncoderLayer,
+                                                                        ModernBertPreTrainedModel)
+        config = ModernBertConfig(**{**MODERNBERT_LARGE, **overrides})
+        total = config.num_hidden_layers
+        cls._check_num_layers(num_layers, total)
+        cls._prepare_config(config)
+        layers = nn.ModuleList([ModernBertEncoderLayer(config, layer_id) for layer_id in range(total - num_layers,
+                                                                                               total)])
+        norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        # ModernBERT's own initialisation (truncated normal, depth-scaled output projections).
+        holder = SimpleNamespace(config=config)
+        for module in list(layers.modules()) + [norm]:
+            ModernBertPreTrainedModel._init_weights(holder, module)
+        return layers, norm, config
+
+    def attention_masks(self, length: int, device: torch.device):
+        """Rotary positions and the local-attention window for a sequence of ``length`` tokens.
+
+        Returns:
+            tuple: position ids (1, L) long and a (1, 1, L, L) bool mask, True where |i - j| <= window / 2.
+        """
+        positions = torch.arange(length, device=device)
+        window = (positions[:, None] - positions[None, :]).abs() <= self.config.local_attention // 2
+        return positions.unsqueeze(0), window[None, None]
+
+    def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x (B, L, C_pred). Returns (B, L, C_pred)."""
+        position_ids, window = self.attention_masks(x.shape[1], x.device)
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training and x.requires_grad:
+                x = checkpoint(layer, x, None, window, position_ids, use_reentrant=False)[0]
+            else:
+                x = layer(x, attention_mask=None, sliding_window_mask=window, position_ids=position_ids)[0]
+        return self.norm(x)

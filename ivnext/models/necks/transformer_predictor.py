@@ -1,0 +1,63 @@
+"""Stage-1 predictor made of plain pre-norm ViT blocks (the non-text ablation)."""
+from typing import Sequence
+
+import torch
+from mmaction.registry import MODELS
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..layers import TransformerBlock
+from .base_predictor import BasePredictor
+
+
+@MODELS.register_module()
+class TransformerPredictor(BasePredictor):
+    """Predictor with the input assembly of :class:`BasePredictor` and ``depth`` pre-norm transformer blocks.
+
+    Blocks are :class:`ivnext.models.layers.TransformerBlock` (RMSNorm, QK-norm, GELU MLP, SDPA or flash-attn,
+    full bidirectional attention); positions come only from the added 3D sin-cos table.
+
+    Args:
+        in_dims: Encoder width C_enc.
+        embed_dims: Predictor width C_pred (output width).
+        depth: Number of blocks.
+        num_heads: Attention heads.
+        mlp_ratio: MLP hidden width / embed_dims.
+        num_cls_tokens: CLS tokens at the front of the encoder output.
+        grid_size: Token grid (T', H', W') of the position table.
+        layer_scale_init_value: LayerScale init; 0 disables it.
+        drop_path_rate: Stochastic depth, linearly increasing over blocks.
+        final_norm: RMSNorm after the last block.
+        use_flash_attn: Prefer flash-attn kernels when installed.
+        gradient_checkpointing: Recompute each block in the backward pass.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self, in_dims: int = 768, embed_dims: int = 1024, depth: int = 5, num_heads: int = 16,
+                 mlp_ratio: float = 4.0, num_cls_tokens: int = 4, grid_size: Sequence[int] = (16, 16, 16),
+                 layer_scale_init_value: float = 0.0, drop_path_rate: float = 0.0, final_norm: bool = True,
+                 use_flash_attn: bool = True, gradient_checkpointing: bool = False, init_cfg=None):
+        super().__init__(in_dims, embed_dims, num_cls_tokens, grid_size, init_cfg=init_cfg)
+        if depth < 1:
+            raise ValueError(f'depth must be >= 1, got {depth}')
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList([
+            TransformerBlock(embed_dims, num_heads, mlp_ratio=mlp_ratio, layer_scale_init_value=layer_scale_init_value,
+                             drop_path=rate, use_flash_attn=use_flash_attn) for rate in rates
+        ])
+        self.norm = nn.RMSNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
+        self.gradient_checkpointing = gradient_checkpointing
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x (B, L, C_pred). Returns (B, L, C_pred)."""
+        for block in self.blocks:
+            if self.gradient_checkpointing and self.training and x.requires_grad:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return self.norm(x)
