@@ -21,7 +21,7 @@ def default_return_layers(num_layers: int, num_return_layers: int = 6, return_in
 
     Index ``i`` means the hidden state entering layer ``i`` (Hugging Face's ``hidden_states[i]``). The released
     Stage-1 recipe uses 6 layers; with the SigLIP2-1B teacher (40 layers) it spaces them every 3.33 layers, which
-    gives ``[23, 27, 30, 33, 36, 39]``. With ``return_interval=1`` these are the inputs of the last 6 layers.
+    gives ``[23, 26, 30, 33, 36, 39]``. With ``return_interval=1`` these are the inputs of the last 6 layers.
 
     Args:
         num_layers: Depth of the teacher.

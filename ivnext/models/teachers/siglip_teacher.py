@@ -22,7 +22,7 @@ class SigLIP2Teacher(HFImageTeacher):
     """Frozen SigLIP2 (``Siglip2VisionModel``) or SigLIP (``SiglipVisionModel``) teacher.
 
     The released Stage-1 recipe uses SigLIP2-1B/16 at 256 px (16x16 patches per frame, the student's grid at 224 px
-    with patch 14), mean/std 0.5, hidden states entering layers ``[23, 27, 30, 33, 36, 39]``
+    with patch 14), mean/std 0.5, hidden states entering layers ``[23, 26, 30, 33, 36, 39]``
     (``return_interval=3.33``), and the attention-pooling head's output as the pooled target.
 
     - ``pooled``: the attention-pooling head output (``pooler_output``).
@@ -69,7 +69,8 @@ class SigLIP2Teacher(HFImageTeacher):
 
     @property
     def _tower(self) -> nn.Module:
-        return self.model.vision_model
+        # transformers 4.x wraps the tower as ``.vision_model``; fall back to the model itself otherwise.
+        return getattr(self.model, 'vision_model', self.model)
 
     def _encoder_layers(self) -> nn.ModuleList:
         return self._tower.encoder.layers

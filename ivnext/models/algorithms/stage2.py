@@ -1,0 +1,135 @@
+"""Stage 2: predict a frozen Stage-1 encoder's latents under multi-block masks."""
+import copy
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+from mmengine.logging import MMLogger
+
+from ..utils import gather_tokens, mask_to_index
+from .base_pretrainer import BasePretrainer
+
+
+@MODELS.register_module()
+class InternVideoNextStage2(BasePretrainer):
+    """InternVideo-Next Stage 2 (latent world model).
+
+    Student encoder, predictor and a frozen teacher encoder all start from a Stage-1 checkpoint. Targets are the
+    teacher's final-layer patch tokens on the full, unmasked clip (CLS dropped), L2-normalised. For each mask view
+    (V-JEPA multi-block: 8 blocks at scale 0.15 and 2 blocks at 0.70 by default) the student encodes the context
+    tokens, the predictor fills the grid, and the ``head`` decodes the masked positions; the loss is
+    ``2 - 2 cos``, summed over views.
+
+    The teacher is frozen (paper Table 3: frozen beats EMA by 2.6 points); ``ema_momentum`` turns it into an EMA
+    of the student for that ablation only (it is then saved in checkpoints; add ``TeacherEMAHook`` to
+    ``custom_hooks`` so the update runs after every step).
+
+    Args:
+        backbone: Student encoder config (the teacher is built from the same config).
+        neck: Predictor config (same type and width as Stage 1, so its weights carry over).
+        head: ``LatentRegressionHead`` config (new, randomly initialised).
+        maskers: One masker config per view.
+        stage1_checkpoint: Stage-1 checkpoint whose ``backbone.*`` initialises student and teacher and whose
+            ``neck.*`` initialises the predictor. Missing / unexpected keys are reported by name.
+        ema_momentum: None (frozen teacher, the paper's choice) or an EMA momentum (e.g. 0.9998).
+        data_preprocessor: ``ActionDataPreprocessor`` config.
+        init_cfg: MMEngine init config.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: dict,
+                 head: dict,
+                 maskers: Sequence[dict],
+                 stage1_checkpoint: Optional[str] = None,
+                 ema_momentum: Optional[float] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(backbone, data_preprocessor, init_cfg)
+        if not maskers:
+            raise ValueError('`maskers` needs at least one mask view config')
+        if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
+            raise ValueError(f'ema_momentum must be in (0, 1) or None, got {ema_momentum}')
+        self.neck = MODELS.build(neck)
+        self.head = MODELS.build(head)
+        self.maskers = torch.nn.ModuleList([MODELS.build(m) for m in maskers])
+        teacher_cfg = copy.deepcopy(backbone)
+        teacher_cfg.update(drop_path_rate=0.0, with_cp=False, frozen_stages=-1, pretrained=None)
+        self.teacher = MODELS.build(teacher_cfg)
+        self.stage1_checkpoint = stage1_checkpoint
+        self.ema_momentum = ema_momentum
+        self.freeze_teacher('teacher', save=ema_momentum is not None)
+
+    def init_weights(self) -> None:
+        """MMEngine init, then the Stage-1 weights into student, predictor and teacher."""
+        super().init_weights()
+        if self.stage1_checkpoint:
+            self.load_stage1(self.stage1_checkpoint)
+        else:
+            self.teacher.load_state_dict(self.backbone.state_dict())
+
+    def load_stage1(self, path: str) -> Dict[str, List[str]]:
+        """Initialise from a Stage-1 checkpoint (an ivnext Stage-1 run, or a bare encoder for the backbone).
+
+        Returns:
+            dict: missing / unexpected keys per part (``backbone``, ``neck``).
+        """
+        from ivnext.utils.checkpoint import adapt_pos_embed, read_state_dict
+        logger = MMLogger.get_current_instance()
+        state = read_state_dict(path)
+        if not any(k.startswith('backbone.') for k in state):
+            state = {f'backbone.{k}': v for k, v in state.items()}
+        report = {}
+        for part in ('backbone', 'neck'):
+            module = getattr(self, part)
+            sub = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(f'{part}.')}
+            if part == 'backbone' and 'pos_embed' in sub:
+                sub['pos_embed'] = adapt_pos_embed(sub['pos_embed'], module)
+            result = module.load_state_dict(sub, strict=False)
+            report[part] = dict(missing=list(result.missing_keys), unexpected=list(result.unexpected_keys))
+            if result.missing_keys:
+                logger.warning(f'{part}: keys missing in {path}: {list(result.missing_keys)}')
+            if result.unexpected_keys:
+                logger.warning(f'{part}: unexpected keys in {path}: {list(result.unexpected_keys)}')
+            if not sub:
+                logger.warning(f'{path} holds no {part}.* weights; {part} keeps its initialisation')
+        self.teacher.load_state_dict(self.backbone.state_dict())
+        logger.info(f'initialised Stage 2 from {path}')
+        return report
+
+    @torch.no_grad()
+    def teacher_targets(self, clips: torch.Tensor) -> torch.Tensor:
+        """Teacher final-layer patch tokens of the full clip, L2-normalised: (B, N, C)."""
+        self.teacher.eval()
+        final, _ = self.teacher.forward_tokens(clips)
+        return F.normalize(final[:, self.teacher.num_cls_tokens:].float(), dim=-1)
+
+    def loss(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> Dict[str, torch.Tensor]:
+        """``loss_latent``: 2 - 2cos summed over mask views; per-view values are logged too."""
+        clips = self.flatten_clips(inputs)
+        targets = self.teacher_targets(clips)
+        grid = self.backbone.grid_of(clips)
+        num_cls = self.backbone.num_cls_tokens
+        total, logs = 0.0, {}
+        for v, masker in enumerate(self.maskers):
+            mask = masker(clips.shape[0], grid, device=clips.device)
+            final, _ = self.backbone.forward_tokens(clips, mask)
+            pred = self.neck(final, mask, grid)[:, num_cls:]
+            masked = mask_to_index(mask, masked=True)
+            view_loss = self.head.loss(gather_tokens(pred, masked), gather_tokens(targets, masked))['loss_latent']
+            logs[f'view{v}_latent'] = view_loss.detach()
+            total = total + view_loss
+        return dict(loss_latent=total, **logs)
+
+    def predict(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> List:
+        """Encoder features of full clips (Stage 2 has no pixel output)."""
+        return list(self.extract_feat(inputs))
+
+    @torch.no_grad()
+    def update_teacher(self) -> None:
+        """EMA ablation: teacher <- m * teacher + (1 - m) * student. No-op for the frozen teacher."""
+        if self.ema_momentum is None:
+            return
+        for t, s in zip(self.teacher.parameters(), self.backbone.parameters()):
+            t.lerp_(s.detach(), 1.0 - self.ema_momentum)
