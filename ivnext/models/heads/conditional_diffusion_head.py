@@ -114,6 +114,10 @@ class ConditionalDiffusionHead(BaseModule):
         diffusion_batch_mul: Repeat each (z, target) pair this many times with independent t and noise
             (1 in the released Stage-1 models).
         loss_weight: Scale of ``loss_diffusion``.
+        clip_sample_range: When set, sampling clamps the predicted x_0 to [-r, r] at every step (IDDPM's
+            ``clip_denoised``). None (release) leaves it free; note that with the capped cosine schedule the first
+            respaced steps amplify eps errors by 1/sqrt(alpha_t), so only a well-trained head samples well
+            unclipped with few steps.
         grad_checkpointing: Recompute denoiser blocks in the backward pass.
         init_cfg: MMEngine init config.
     """
@@ -121,7 +125,7 @@ class ConditionalDiffusionHead(BaseModule):
     def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
                  num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
                  num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
-                 grad_checkpointing: bool = False, init_cfg=None):
+                 clip_sample_range: Optional[float] = None, grad_checkpointing: bool = False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if diffusion_batch_mul < 1:
             raise ValueError(f'diffusion_batch_mul must be >= 1, got {diffusion_batch_mul}')
@@ -131,6 +135,7 @@ class ConditionalDiffusionHead(BaseModule):
         self.num_inference_steps = num_inference_steps
         self.diffusion_batch_mul = diffusion_batch_mul
         self.loss_weight = loss_weight
+        self.clip_sample_range = clip_sample_range
         self.net = AdaLNMLPDenoiser(target_dims, in_dims, width, depth, 2 * target_dims, grad_checkpointing)
         self.scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
                                        variance_type='learned_range', prediction_type='epsilon', clip_sample=False,
@@ -270,7 +275,9 @@ class ConditionalDiffusionHead(BaseModule):
         steps = num_inference_steps or self.num_inference_steps
         with torch.autocast(device_type=z.device.type, enabled=False):
             zf, _ = self._flatten(z, None, self.in_dims, self.target_dims)
-            scheduler = DDPMScheduler.from_config(self.scheduler.config)
+            clip = self.clip_sample_range is not None
+            scheduler = DDPMScheduler.from_config(self.scheduler.config, clip_sample=clip,
+                                                  clip_sample_range=float(self.clip_sample_range or 1.0))
             scheduler.set_timesteps(steps, device=zf.device)
             gen_device = generator.device if generator is not None else zf.device
             x = torch.randn((zf.shape[0], self.target_dims), generator=generator, device=gen_device).to(zf.device)
