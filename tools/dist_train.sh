@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Distributed training with torchrun: one process per GPU (per CPU worker on machines without CUDA).
+#   bash tools/dist_train.sh CONFIG GPUS [train.py options...]
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node. PYTHON picks the interpreter.
+set -euo pipefail
+if [[ $# -lt 2 ]]; then
+    echo "usage: $0 CONFIG GPUS [train.py options...]" >&2
+    exit 2
+fi
+
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+TOOLS_DIR="$(cd "$(dirname "$0")" && pwd)"
+
+set -x
+PYTHONPATH="${TOOLS_DIR}/..${PYTHONPATH:+:${PYTHONPATH}}" \
+"${PYTHON}" -m torch.distributed.run \
+    --nnodes="${NNODES}" \
+    --node_rank="${NODE_RANK}" \
+    --master_addr="${MASTER_ADDR}" \
+    --master_port="${PORT}" \
+    --nproc_per_node="${GPUS}" \
+    "${TOOLS_DIR}/train.py" "${CONFIG}" --launcher pytorch "${@:3}"
