@@ -19,6 +19,8 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
         """Add the param groups of ``module`` to ``params``, skipping frozen parameters."""
+        if not any(p.requires_grad for p in module.parameters()):
+            return  # a wholly frozen subtree (e.g. a probe's backbone)
         groups: List[dict] = []
         super().add_params(groups, module, prefix=prefix, is_dcn_module=is_dcn_module)
         params.extend(g for g in groups if all(p.requires_grad for p in g['params']))
@@ -47,5 +49,5 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         num_trainable = sum(p.numel() for g in params for p in g['params'])
         num_total = sum(p.numel() for p in model.parameters())
         MMLogger.get_current_instance().info(
-            f'optimizer gets {num_trainable} of {num_total} parameters (the rest are frozen)')
+            f'optimizer gets {num_trainable} of {num_total} parameters ({num_total - num_trainable} frozen)')
         return self.build_optimizer_from_groups(params)
