@@ -19,7 +19,6 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import pickle
 import sys
 from typing import Dict, List, Optional
 
@@ -28,7 +27,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import ivnext  # noqa: E402,F401
-from ivnext.utils.checkpoint import adapt_pos_embed, load_encoder_checkpoint, strip_prefixes  # noqa: E402
+from ivnext.utils.checkpoint import load_encoder_checkpoint  # noqa: E402
 from mmaction.registry import MODELS  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
@@ -45,17 +44,7 @@ def load_backbone_weights(backbone: torch.nn.Module, path: str) -> None:
     Raises:
         KeyError: When encoder weights are missing from the file (features of random weights are useless).
     """
-    try:
-        missing, _ = load_encoder_checkpoint(backbone, path, strict=False)
-    except pickle.UnpicklingError:
-        # An MMEngine training checkpoint: read with MMEngine's loader (the runner's own files).
-        from mmengine.runner.checkpoint import _load_checkpoint
-        state = _load_checkpoint(path, map_location='cpu')
-        state = state.get('state_dict', state)
-        state = strip_prefixes(state, backbone.state_dict().keys())
-        if 'pos_embed' in state:
-            state['pos_embed'] = adapt_pos_embed(state['pos_embed'], backbone)
-        missing = backbone.load_state_dict(state, strict=False).missing_keys
+    missing, _ = load_encoder_checkpoint(backbone, path, strict=False, allow_pickle=True)
     if missing:
         raise KeyError(f'{path} lacks encoder weights {missing}; is it an InternVideo-Next checkpoint?')
 

@@ -1,5 +1,6 @@
 """Loading encoder weights: the authors' released checkpoints and ivnext / mmaction2 checkpoints."""
 import os.path as osp
+import pickle
 from collections import OrderedDict
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -15,12 +16,15 @@ KNOWN_PREFIXES: Tuple[str, ...] = ('module.', 'model.', 'encoder.', 'vision_enco
 CONTAINER_KEYS: Tuple[str, ...] = ('state_dict', 'model', 'module', 'state_dict_ema')
 
 
-def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
+def read_state_dict(path: str, allow_pickle: bool = False) -> Dict[str, torch.Tensor]:
     """Read tensors from a safetensors file or a torch checkpoint, with ``weights_only=True``.
 
     Args:
         path: ``.safetensors``, ``.bin``, ``.pt`` or ``.pth`` file, or a directory holding one
             (``model.safetensors`` or ``pytorch_model.bin``, as Hugging Face repositories do).
+        allow_pickle: If the weights-only load fails because the file pickles Python objects (an MMEngine
+            training checkpoint holds a message hub and metadata), load it in full. Only for checkpoints you
+            trust, i.e. your own training runs; foreign weights stay weights-only.
 
     Returns:
         dict: The flat tensor dict (unwrapped from 'state_dict' / 'model' / 'module' containers).
@@ -39,7 +43,14 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         from safetensors.torch import load_file
         state = load_file(path)
     else:
-        state = torch.load(path, map_location='cpu', weights_only=True)
+        try:
+            state = torch.load(path, map_location='cpu', weights_only=True)
+        except pickle.UnpicklingError:
+            if not allow_pickle:
+                raise
+            MMLogger.get_current_instance().warning(
+                f'{path} pickles Python objects besides tensors (an MMEngine training checkpoint); loading it in full')
+            state = torch.load(path, map_location='cpu', weights_only=False)
     for key in CONTAINER_KEYS:
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
@@ -91,8 +102,8 @@ def adapt_pos_embed(pos_embed: torch.Tensor, model: nn.Module) -> torch.Tensor:
     return torch.cat([pos_embed[:, :num_cls], patch], dim=1)
 
 
-def load_encoder_checkpoint(model: nn.Module, path: str, strict: bool = False,
-                            logger: Optional[MMLogger] = None) -> Tuple[List[str], List[str]]:
+def load_encoder_checkpoint(model: nn.Module, path: str, strict: bool = False, logger: Optional[MMLogger] = None,
+                            allow_pickle: bool = False) -> Tuple[List[str], List[str]]:
     """Load released or ivnext encoder weights into an :class:`InternVideoNextViT`.
 
     Every missing and unexpected key is logged by name; the position table is interpolated when the
@@ -103,13 +114,14 @@ def load_encoder_checkpoint(model: nn.Module, path: str, strict: bool = False,
         path: Checkpoint file or directory (see :func:`read_state_dict`).
         strict: Raise if any key is missing or unexpected.
         logger: Logger (MMEngine's current one by default).
+        allow_pickle: Accept MMEngine training checkpoints (see :func:`read_state_dict`); trusted files only.
 
     Returns:
         tuple: (missing keys, unexpected keys).
     """
     logger = logger or MMLogger.get_current_instance()
     expected = model.state_dict()
-    state = strip_prefixes(read_state_dict(path), expected.keys())
+    state = strip_prefixes(read_state_dict(path, allow_pickle), expected.keys())
     if 'pos_embed' in state:
         state['pos_embed'] = adapt_pos_embed(state['pos_embed'], model)
     mismatched = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]

@@ -15,7 +15,6 @@ Examples::
 import argparse
 import os
 import os.path as osp
-import pickle
 import re
 import sys
 from collections import OrderedDict
@@ -33,23 +32,11 @@ ANCHOR = 'patch_embed.proj.weight'
 
 
 def load_any_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Tensors of a checkpoint; MMEngine training checkpoints (which pickle Python objects) included.
+    """Tensors of a checkpoint, MMEngine training checkpoints (which pickle Python objects) included.
 
-    Safe loading (safetensors / ``weights_only=True``) is tried first; a file that needs full unpickling is
-    then read with ``weights_only=False``, so only export checkpoints you trust (your own training runs).
+    Safe loading is tried first; only export checkpoints you trust (your own training runs).
     """
-    try:
-        return read_state_dict(path)
-    except pickle.UnpicklingError:
-        print(f'warning: {path} holds Python objects besides tensors (an MMEngine training checkpoint); '
-              'loading it in full', file=sys.stderr)
-    state = torch.load(path, map_location='cpu', weights_only=False)
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            return state[key]
-    if not isinstance(state, dict):
-        raise TypeError(f'{path} does not hold a state dict (got {type(state).__name__})')
-    return state
+    return read_state_dict(path, allow_pickle=True)
 
 
 def find_prefixes(state: Dict[str, torch.Tensor]) -> List[str]:

@@ -77,7 +77,7 @@ class InternVideoNextStage2(BasePretrainer):
         """
         from ivnext.utils.checkpoint import adapt_pos_embed, read_state_dict
         logger = MMLogger.get_current_instance()
-        state = read_state_dict(path)
+        state = read_state_dict(path, allow_pickle=True)
         if not any(k.startswith('backbone.') for k in state):
             state = {f'backbone.{k}': v for k, v in state.items()}
         report = {}
