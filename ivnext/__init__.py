@@ -6,6 +6,7 @@ _apply_compat()
 from . import models  # noqa: E402,F401  (registers every module into mmaction2's registries)
 from . import engine  # noqa: E402,F401  (optimizer constructors)
 from . import hooks  # noqa: E402,F401  (runner hooks)
+from . import datasets  # noqa: E402,F401  (K-Mash dataset and transforms)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -1,6 +1,7 @@
 """Datasets: the miniature appearance/motion clip set built from footage shipped inside installed packages."""
 from .demo_clips import (APPEARANCE_CLASSES, MOTION_CLASSES, DemoClipsConfig, build_demo_clips,
                          is_up_to_date, load_clip_records, read_manifest)
+from .kmash import KMashVideoDataset, TemporalWindow
 
 __all__ = ['APPEARANCE_CLASSES', 'MOTION_CLASSES', 'DemoClipsConfig', 'build_demo_clips', 'is_up_to_date',
-           'load_clip_records', 'read_manifest']
+           'load_clip_records', 'read_manifest', 'KMashVideoDataset', 'TemporalWindow']

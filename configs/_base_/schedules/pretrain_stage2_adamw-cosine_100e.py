@@ -1,0 +1,29 @@
+# Stage-2 schedule (paper Table 13 / Sec. 4.1; release exp/*/pretrain/stage2.sh):
+# AdamW betas (0.9, 0.98), eps 1e-6, weight decay 0.05, lr 1e-4 per 256 clips (scaled by total batch / 256),
+# no warmup, cosine to 1e-5 per 256 clips over 100 epochs, grad clip 5.0, bf16 autocast.
+max_epochs = 100
+
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs + 1)
+val_cfg = None
+test_cfg = None
+
+optim_wrapper = dict(
+    type='AmpOptimWrapper',
+    dtype='bfloat16',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
+    clip_grad=dict(max_norm=5.0),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={
+            'cls_token': dict(decay_mult=0.0),
+            'mask_token': dict(decay_mult=0.0),
+        }))
+
+param_scheduler = [
+    # eta_min_ratio keeps the release's min lr (1e-5 per 256 clips) proportional after lr scaling.
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min_ratio=0.1, by_epoch=True, begin=0, end=max_epochs,
+         convert_to_iter_based=True),
+]
+
+auto_scale_lr = dict(enable=True, base_batch_size=256)
