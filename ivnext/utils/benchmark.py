@@ -22,6 +22,7 @@ class TimingStats:
         iqr: ``q3 - q1``.
         mean: Mean step time.
         std: Sample standard deviation (0 for a single step).
+        min: Fastest step (the least disturbed one on a shared machine).
         steps: Number of timed steps.
     """
 
@@ -31,6 +32,7 @@ class TimingStats:
     iqr: float
     mean: float
     std: float
+    min: float
     steps: int
 
     @classmethod
@@ -44,7 +46,7 @@ class TimingStats:
         else:
             q1 = q3 = ordered[0]
         return cls(median=statistics.median(ordered), q1=q1, q3=q3, iqr=q3 - q1, mean=statistics.fmean(ordered),
-                   std=statistics.stdev(ordered) if len(ordered) > 1 else 0.0, steps=len(ordered))
+                   std=statistics.stdev(ordered) if len(ordered) > 1 else 0.0, min=ordered[0], steps=len(ordered))
 
     def to_dict(self) -> Dict[str, float]:
         return asdict(self)

@@ -9,7 +9,7 @@ LayerScale) are not counted, as in fvcore. Attention through ``scaled_dot_produc
 from collections import Counter
 from dataclasses import dataclass, field
 from math import prod
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Callable, Dict, List, Tuple, Union
 
 import torch
 from fvcore.nn import FlopCountAnalysis
@@ -105,3 +105,50 @@ def format_count(value: float, unit: str = 'G') -> str:
     """``1.234e9`` -> ``'1.234'`` in giga (``unit='G'``), mega ('M') or tera ('T')."""
     scale = {'K': 1e3, 'M': 1e6, 'G': 1e9, 'T': 1e12}[unit]
     return f'{value / scale:.3f}'
+
+
+def _sdpa_shape_flops(query: Tuple[int, ...], key: Tuple[int, ...], value: Tuple[int, ...], *args: Any,
+                      **kwargs: Any) -> int:
+    """Floating-point operations (2 per multiply-add) of attention from q/k/v shapes (B, heads, L, D)."""
+    return 2 * prod(query[:-2]) * query[-2] * key[-2] * (query[-1] + value[-1])
+
+
+def count_flops_dispatch(module: nn.Module, fn: Callable[[], Any]) -> FlopReport:
+    """Count the FLOPs of running ``fn()`` (which calls ``module``) at the dispatcher, without tracing.
+
+    For code :func:`count_flops` cannot trace (data-dependent sampling, in-place index ops, diffusion
+    timesteps): PyTorch's ``FlopCounterMode`` sees every matrix product, convolution and attention kernel that
+    runs, whichever method called it. Its counts (2 per multiply-add) are halved into fvcore's convention;
+    norms are not counted. Ops inside a top-level child are attributed to it even when the child is reached
+    through a method other than ``forward`` (e.g. ``backbone.forward_tokens``).
+
+    Args:
+        module: The module whose top-level children form the breakdown.
+        fn: Zero-argument callable running the computation once.
+
+    Returns:
+        FlopReport: totals in multiply-adds; ``unsupported_ops`` is empty (not tracked by this counter).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    custom = {}
+    cpu_flash = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
+    if cpu_flash is not None:  # PyTorch's table covers the CUDA attention kernels only
+        custom[cpu_flash] = _sdpa_shape_flops
+    with FlopCounterMode(display=False, custom_mapping=custom) as counter:
+        fn()
+    counts = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    total = counts.pop('Global', 0) // 2
+    root = type(module).__name__
+    by_child: Dict[str, int] = {}
+    for name, _ in module.named_children():
+        prefix = f'{root}.{name}'
+        keys = {k for k in counts if k == prefix or k.startswith(prefix + '.')}
+        # a module's count includes its submodules: sum only the outermost recorded modules of this child
+        outermost = [k for k in keys if not any(k.startswith(other + '.') for other in keys)]
+        flops = sum(counts[k] for k in outermost) // 2
+        if flops:
+            by_child[name] = flops
+    other = total - sum(by_child.values())
+    if other:
+        by_child['(other)'] = other
+    return FlopReport(total=total, by_child=by_child, params=count_params(module))

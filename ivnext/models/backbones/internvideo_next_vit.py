@@ -10,7 +10,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import AttentionPoolingBlock, TransformerBlock, interpolate_pos_embed, sincos_3d
+from ..layers import AttentionPoolingBlock, RMSNorm, TransformerBlock, interpolate_pos_embed, sincos_3d
 from ..utils import gather_tokens, mask_to_index, patchify
 
 ARCH_SETTINGS: Dict[str, Dict] = {
@@ -41,10 +41,10 @@ class PatchEmbed3D(nn.Module):
         super().__init__()
         self.patch_size = patch_size
         self.tubelet_size = tubelet_size
-        self.norm_before = nn.RMSNorm(tubelet_size * patch_size * patch_size * in_channels, eps=eps)
+        self.norm_before = RMSNorm(tubelet_size * patch_size * patch_size * in_channels, eps=eps)
         self.proj = nn.Conv3d(in_channels, embed_dims, kernel_size=(tubelet_size, patch_size, patch_size),
                               stride=(tubelet_size, patch_size, patch_size))
-        self.norm = nn.RMSNorm(embed_dims, eps=eps)
+        self.norm = RMSNorm(embed_dims, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, C_in, T, H, W). Returns tokens (B, N, C) in (t, h, w) order."""

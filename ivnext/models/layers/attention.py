@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .rms_norm import RMSNorm
+
 try:  # optional CUDA kernels; SDPA is used when absent
     from flash_attn import flash_attn_func as _flash_attn_func
 except ImportError:  # pragma: no cover - depends on the machine
@@ -62,8 +64,8 @@ class Attention(nn.Module):
         self.use_flash_attn = use_flash_attn
         self.attn_drop = attn_drop
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.q_norm = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+        self.q_norm = RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(dim, eps=eps) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 

@@ -4,6 +4,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import nn
 
 from .attention import Attention
+from .rms_norm import RMSNorm
 
 
 class LayerScale(nn.Module):
@@ -50,11 +51,11 @@ class TransformerBlock(nn.Module):
                  qk_norm: bool = True, layer_scale_init_value: float = 1e-5, drop_path: float = 0.0,
                  use_flash_attn: bool = True, eps: float = 1e-6):
         super().__init__()
-        self.norm1 = nn.RMSNorm(dim, eps=eps)
+        self.norm1 = RMSNorm(dim, eps=eps)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, qk_norm=qk_norm, use_flash_attn=use_flash_attn,
                               eps=eps)
         self.ls1 = LayerScale(dim, layer_scale_init_value) if layer_scale_init_value else nn.Identity()
-        self.norm2 = nn.RMSNorm(dim, eps=eps)
+        self.norm2 = RMSNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = LayerScale(dim, layer_scale_init_value) if layer_scale_init_value else nn.Identity()
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()

@@ -6,7 +6,7 @@ from mmaction.registry import MODELS
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..layers import TransformerBlock
+from ..layers import RMSNorm, TransformerBlock
 from .base_predictor import BasePredictor
 
 
@@ -45,7 +45,7 @@ class TransformerPredictor(BasePredictor):
             TransformerBlock(embed_dims, num_heads, mlp_ratio=mlp_ratio, layer_scale_init_value=layer_scale_init_value,
                              drop_path=rate, use_flash_attn=use_flash_attn) for rate in rates
         ])
-        self.norm = nn.RMSNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
+        self.norm = RMSNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
         self.gradient_checkpointing = gradient_checkpointing
         for module in self.blocks.modules():
             if isinstance(module, nn.Linear):
