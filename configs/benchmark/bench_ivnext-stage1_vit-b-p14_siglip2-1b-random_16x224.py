@@ -1,0 +1,19 @@
+# Stage-1 ViT-B at the paper's shape for speed / memory measurements without any downloaded weights:
+# the SigLIP2-1B teacher (siglip2-giant-opt-patch16-256: width 1536, 40 layers, 16 heads, MLP 6144, p16 at
+# 256 px) and the ModernBERT-Large predictor layers are randomly initialised at their real sizes, so FLOPs,
+# time and memory equal a real run's. Not for training.
+#   python tools/analysis/benchmark.py configs/benchmark/bench_ivnext-stage1_vit-b-p14_siglip2-1b-random_16x224.py \
+#       --device cuda --amp bf16 --gpu h100 --batch-size 16 --num-frames 16 --img-size 224 --mode train
+_base_ = ['../pretrain/ivnext-stage1_vit-b-p14_siglip2_16x224_50e_kmash.py']
+
+model = dict(
+    teacher=dict(
+        _delete_=True,
+        type='SigLIP2Teacher',
+        model_config=dict(hidden_size=1536, intermediate_size=6144, num_hidden_layers=40, num_attention_heads=16,
+                          patch_size=16, num_patches=256),
+        image_size=256,
+        num_return_layers=6,
+        return_interval=3.33,
+        dtype='bfloat16'),
+    neck=dict(pretrained=None))
