@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,6 +34,16 @@ register_all_modules(init_default_scope=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO_ROOT / 'configs' / 'demo' / 'tiny_recognizer_i3dhead_cpu.py'
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Run every test on one intra-op thread: the tiny tensors of unit tests gain nothing from more, and the
+    2-core CI machine loses badly when threads of one process contend with each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')

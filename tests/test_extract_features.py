@@ -11,12 +11,6 @@ from mmengine.registry import init_default_scope
 TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'extract_features.py'
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,5 @@
 """Layer-wise lr decay: per-layer lr scales, no weight decay on norms / biases / gamma / CLS, frozen params out."""
 import pytest
-import torch
 from mmaction.registry import MODELS
 from mmengine.optim import build_optim_wrapper
 from mmengine.optim.scheduler import CosineAnnealingLR
@@ -10,12 +9,6 @@ from ivnext.engine import get_vit_layer_id
 NUM_LAYERS = 3
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build_recognizer(frozen_stages: int = -1):

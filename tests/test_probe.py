@@ -15,13 +15,6 @@ TINY_BACKBONE = dict(type='InternVideoNextViT', arch=dict(embed_dims=32, num_lay
                      clip_embed_dims=32, clip_num_heads=4, use_flash_attn=False)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny ops run fastest on one thread; the 2-core test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 PREPROCESSOR = dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],

@@ -1,5 +1,5 @@
 """Shared plumbing of the pretraining algorithms: input checks, frozen-teacher bookkeeping, modes."""
-from typing import Dict, List, Optional, Union
+from typing import List, Optional, Union
 
 import torch
 from mmaction.registry import MODELS
