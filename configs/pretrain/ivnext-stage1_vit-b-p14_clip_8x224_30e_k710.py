@@ -1,7 +1,7 @@
 # Ablation: OpenAI CLIP ViT-L/14 teacher instead of SigLIP2-1B, ViT-B/14, 8x224, 30 e K710.
 # CLIP ViT-L/14 at 224 px gives 16x16 patches (the student's grid); 24 layers, 1024 wide, projected embedding
 # 768 wide; hidden states entering its last 6 layers.
-# Paper: SigLIP2 is the chosen prior; no number for this row is quoted in DESIGN.md, compare with the full
+# Paper: SigLIP2 is the chosen prior; no number for this row is quoted here, compare with the full
 # Stage-1 ablation baseline (K400 75.8 / SSv2 36.9).
 # Weights: a local Hugging Face folder of openai/clip-vit-large-patch14 (model.teacher.pretrained).
 _base_ = ['./ivnext-stage1_vit-b-p14_siglip2_8x224_30e_k710.py']

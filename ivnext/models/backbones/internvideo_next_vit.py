@@ -14,7 +14,7 @@ from ..layers import AttentionPoolingBlock, RMSNorm, TransformerBlock, interpola
 from ..utils import gather_tokens, mask_to_index, patchify
 
 ARCH_SETTINGS: Dict[str, Dict] = {
-    # DESIGN.md section 1 / paper: Base 768/12/12, Large 1024/24/16, 1B 1408/40/16 with MLP ratio 48/11.
+    # Paper: Base 768/12/12, Large 1024/24/16, 1B 1408/40/16 with MLP ratio 48/11.
     'base': dict(embed_dims=768, num_layers=12, num_heads=12, mlp_ratio=4.0),
     'large': dict(embed_dims=1024, num_layers=24, num_heads=16, mlp_ratio=4.0),
     '1b': dict(embed_dims=1408, num_layers=40, num_heads=16, mlp_ratio=48 / 11),
