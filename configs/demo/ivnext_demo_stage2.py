@@ -1,0 +1,28 @@
+# InternVideo-Next Stage 2 at demo size, on CPU: student and frozen teacher encoders and the predictor start
+# from the demo Stage-1 checkpoint (model.stage1_checkpoint, set by tools/demo/run_demo.py); the student predicts
+# the teacher's final-layer tokens of the full clip under the paper's two V-JEPA multi-block mask views
+# (8 blocks at spatial scale 0.15; 2 blocks at 0.70; full temporal extent), loss 2 - 2cos.
+# Paper: lr 1e-4, no warmup, 32 frames, 100 epochs; the demo keeps 8 frames and a short cosine schedule.
+_base_ = ['./ivnext_demo_stage1.py']
+
+model = dict(
+    _delete_=True,
+    type='InternVideoNextStage2',
+    stage1_checkpoint=None,
+    ema_momentum=None,
+    backbone={{_base_.model.backbone}},
+    neck={{_base_.model.neck}},
+    head=dict(type='LatentRegressionHead', in_dims={{_base_.predictor_dims}}, target_dims={{_base_.encoder_dims}}),
+    maskers=[
+        dict(type='MultiBlockMasker3D', num_blocks=8, spatial_scale=(0.15, 0.15), aspect_ratio=(0.75, 1.5),
+             temporal_scale=(1.0, 1.0)),
+        dict(type='MultiBlockMasker3D', num_blocks=2, spatial_scale=(0.7, 0.7), aspect_ratio=(0.75, 1.5),
+             temporal_scale=(1.0, 1.0)),
+    ],
+    data_preprocessor={{_base_.model.data_preprocessor}})
+
+max_iters = 300
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=2e-4))
+param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, eta_min=1e-6)]
+default_hooks = dict(checkpoint=dict(interval=max_iters))

@@ -1,0 +1,144 @@
+"""Attentive probes on cached frozen-encoder tokens: extract once, train the probe head many times.
+
+The probe config (``configs/demo/ivnext_demo_probe.py``) is an ordinary ``FrozenBackboneRecognizer3D`` config
+whose train and val loaders both use the val pipeline (no augmentation). With a frozen backbone and a
+deterministic pipeline, the backbone's tokens of a clip are the same in every epoch, so they are computed once
+per encoder and split (:func:`extract_tokens`) and the ``AttentiveProbeHead`` of the config is trained on them
+with the config's optimizer, batch size, epochs and cosine schedule (:func:`train_probe`).
+
+Training cost is dominated by the key/value projection of every token of every clip in every epoch. Each
+training batch therefore attends to a random subset of ``probe_train_tokens`` tokens per clip (a fresh subset
+every step, the same count for every clip); evaluation attends to all tokens. Attention pooling is a weighted
+average, so it takes any number of tokens.
+"""
+import math
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.dirname(TOOLS))
+sys.path.insert(0, TOOLS)
+import ivnext  # noqa: E402,F401
+from mmaction.registry import MODELS  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+
+def read_labels(ann_file: str) -> Dict[str, int]:
+    """``{relative path: label}`` of an mmaction2 ``path label`` list."""
+    labels = {}
+    with open(ann_file) as f:
+        for line in f:
+            fields = line.split()
+            if fields:
+                labels[fields[0]] = int(fields[1])
+    return labels
+
+
+def extract_tokens(cfg: Config, checkpoint: Optional[str], split: str, seed: int = 0) -> Dict:
+    """Frozen encoder tokens of every clip of the config's ``{split}_dataloader``.
+
+    Args:
+        cfg: Probe config (``model.backbone`` is the encoder, ``{split}_dataloader`` the clips).
+        checkpoint: Encoder / training checkpoint, or None for the randomly initialised encoder (seeded).
+        split: 'train' or 'val'.
+        seed: Seed of the random initialisation when ``checkpoint`` is None.
+
+    Returns:
+        dict: ``tokens`` (N, num_cls + T'H'W', C) float32, ``filenames`` (N,) absolute paths in loader order.
+    """
+    import extract_features  # tools/extract_features.py
+    torch.manual_seed(seed)
+    out = extract_features.extract(cfg.copy(), checkpoint, mode='tokens', split=split, average_views=True)
+    return dict(tokens=out['features'], filenames=out['filenames'])
+
+
+def labels_for(filenames: Sequence[str], data_root: str, ann_file: str) -> torch.Tensor:
+    """Labels (N,) of ``filenames`` (absolute or ``data_root``-relative) read from another list of the same clips."""
+    table = read_labels(ann_file)
+    labels = []
+    for name in filenames:
+        rel = osp.relpath(name, data_root)
+        if rel not in table:
+            raise KeyError(f'{rel} is not listed in {ann_file}; the label lists of one split must hold the same clips')
+        labels.append(table[rel])
+    return torch.tensor(labels, dtype=torch.long)
+
+
+def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: torch.Tensor,
+                val_x: torch.Tensor, val_y: torch.Tensor, seed: int = 0,
+                train_tokens: Optional[int] = None) -> Dict[str, float]:
+    """Train the config's ``AttentiveProbeHead`` on cached tokens and measure top-1 on the val tokens.
+
+    The optimizer (``optim_wrapper.optimizer``, AdamW), batch size (``train_dataloader.batch_size``), epochs
+    (``train_cfg.max_epochs``), the per-iteration cosine decay to ``param_scheduler[0].eta_min`` and the head's
+    label smoothing all come from ``cfg``. The reported accuracy is the last epoch's (no model selection on val).
+
+    Args:
+        cfg: Probe config.
+        num_classes: Classes of the label kind.
+        train_x: (N, L, C) training tokens.
+        train_y: (N,) training labels.
+        val_x: (M, L, C) validation tokens.
+        val_y: (M,) validation labels.
+        seed: Seed of the head's initialisation, of the batch order and of the token subsets.
+        train_tokens: Tokens per clip in each training step (a random subset); None or >= L: all of them.
+
+    Returns:
+        dict: ``top1`` and ``train_top1`` (fractions), ``final_loss``.
+    """
+    init_default_scope('mmaction')
+    torch.manual_seed(seed)
+    head_cfg = cfg.model.cls_head.copy()
+    head_cfg.num_classes = num_classes
+    head = MODELS.build(head_cfg)
+    head.init_weights()
+    opt_cfg = dict(cfg.optim_wrapper.optimizer)
+    opt_type = opt_cfg.pop('type')
+    if opt_type != 'AdamW':
+        raise ValueError(f'the cached-feature probe uses AdamW; optim_wrapper.optimizer.type is {opt_type!r}')
+    optimizer = torch.optim.AdamW(head.parameters(), **opt_cfg)
+    epochs = int(cfg.train_cfg.max_epochs)
+    batch = int(cfg.train_dataloader.batch_size)
+    steps_per_epoch = math.ceil(len(train_x) / batch)
+    total = epochs * steps_per_epoch
+    eta_min = float(cfg.param_scheduler[0].get('eta_min', 0.0)) if cfg.get('param_scheduler') else 0.0
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=eta_min)
+    generator = torch.Generator().manual_seed(seed)
+    smoothing = float(getattr(head, 'label_smooth_eps', 0.0) or 0.0)
+    num_tokens = train_x.shape[1]
+    keep = num_tokens if not train_tokens or train_tokens >= num_tokens else int(train_tokens)
+    head.train()
+    loss = torch.tensor(float('nan'))
+    for _ in range(epochs):
+        order = torch.randperm(len(train_x), generator=generator)
+        for idx in order.split(batch):
+            x = train_x[idx]
+            if keep < num_tokens:
+                subset = torch.rand(len(idx), num_tokens, generator=generator).argsort(-1)[:, :keep]
+                x = x.gather(1, subset.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+            logits = head(x)
+            loss = F.cross_entropy(logits, train_y[idx], label_smoothing=smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    head.eval()
+    with torch.no_grad():
+        val_pred = torch.cat([head(x).argmax(-1) for x in val_x.split(64)])
+        train_pred = torch.cat([head(x).argmax(-1) for x in train_x.split(64)])
+    return dict(top1=float((val_pred == val_y).float().mean()),
+                train_top1=float((train_pred == train_y).float().mean()),
+                final_loss=float(loss.detach()))
+
+
+def summarize(results: List[Dict[str, float]]) -> Dict[str, float]:
+    """Mean, std, min and max of ``top1`` over probe seeds (plus the mean train top-1)."""
+    acc = torch.tensor([r['top1'] for r in results], dtype=torch.float64)
+    return dict(top1=float(acc.mean()), top1_std=float(acc.std(unbiased=False)), top1_min=float(acc.min()),
+                top1_max=float(acc.max()), train_top1=float(sum(r['train_top1'] for r in results) / len(results)),
+                seeds=len(results), per_seed=[r['top1'] for r in results])
