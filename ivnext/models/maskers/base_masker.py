@@ -1,11 +1,12 @@
 """Common interface of the token maskers."""
+from abc import ABCMeta, abstractmethod
 from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 
-class BaseMasker(nn.Module):
+class BaseMasker(nn.Module, metaclass=ABCMeta):
     """Base of every masker: ``masker(batch_size, grid, importance, device, generator) -> (B, N) bool``.
 
     Masks are True where a token is masked (dropped from the encoder, predicted), with N = T*H*W tokens in
@@ -36,10 +37,11 @@ class BaseMasker(nn.Module):
         mask = torch.ones(visible.shape[0], num_tokens, dtype=torch.bool, device=visible.device)
         return mask.scatter_(1, visible, False)
 
+    @abstractmethod
     def num_masked(self, grid: Sequence[int]) -> int:
         """Masked tokens per sample for ``grid``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def forward(self,
                 batch_size: int,
                 grid: Sequence[int],
@@ -58,7 +60,6 @@ class BaseMasker(nn.Module):
         Returns:
             Tensor: (B, T*H*W) bool, True = masked, same count in every row.
         """
-        raise NotImplementedError
 
     def extra_repr(self) -> str:
         return f'mask_ratio={self.mask_ratio}'

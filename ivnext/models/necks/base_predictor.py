@@ -1,4 +1,5 @@
 """Input assembly shared by the Stage-1 predictors: full grid with mask tokens, positions, CLS, projection."""
+from abc import abstractmethod
 from typing import Sequence, Tuple
 
 import torch
@@ -90,9 +91,9 @@ class BasePredictor(BaseModule):
         full = full + pos.to(full.dtype).unsqueeze(0)
         return self.projector(torch.cat([cls, full], dim=1))
 
+    @abstractmethod
     def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
         """Run the predictor layers on (B, L, C_pred); returns (B, L, C_pred)."""
-        raise NotImplementedError
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
         """Predict every token of the grid.

@@ -1,5 +1,6 @@
 """Frozen Hugging Face image model used as a per-frame semantic target generator."""
 import os
+from abc import abstractmethod
 from typing import Dict, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
@@ -156,21 +157,22 @@ class HFImageTeacher(BaseModule):
     def _native_image_size(self) -> int:
         return self.default_image_size or self.vision_config.image_size
 
+    @abstractmethod
     def _encoder_layers(self) -> nn.ModuleList:
-        raise NotImplementedError
+        """The model's transformer layers, in order (hooks capture their inputs)."""
 
     @property
     def num_prefix_tokens(self) -> int:
         """Tokens before the patch tokens in the sequence (CLS, registers)."""
         return 0
 
+    @abstractmethod
     def _run_model(self, pixels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Run the model on ``pixels`` (F, 3, S, S); return (last_hidden_state (F, L, C), pooled (F, Cp))."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _importance(self, last_layer_input: torch.Tensor, last_hidden_state: torch.Tensor) -> torch.Tensor:
         """Patch importance (F, h*w) before renormalisation, from the last layer's input / the model output."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ properties
     @property
