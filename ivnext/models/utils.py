@@ -66,10 +66,14 @@ def mask_to_index(mask: torch.Tensor, masked: bool = False) -> torch.Tensor:
         Tensor: (B, K) long.
     """
     keep = mask if masked else ~mask
-    counts = keep.sum(1)
-    if counts.numel() and not bool((counts == counts[0]).all()):
-        raise ValueError(f'mask must mask the same number of tokens in every sample, got counts {counts.tolist()}')
-    k = int(counts[0]) if counts.numel() else 0
+    if keep.shape[0] == 0:
+        return keep.new_zeros((0, 0), dtype=torch.long)
+    # One host read for the check and the count (a device sync on GPU).
+    low, high = torch.stack(keep.sum(1).aminmax()).tolist()
+    if low != high:
+        raise ValueError(f'mask must mask the same number of tokens in every sample, got counts '
+                         f'{keep.sum(1).tolist()}')
+    k = low
     # Stable sort puts selected tokens first while keeping raster order.
     order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
     return order[:, :k]
