@@ -1,5 +1,6 @@
-"""Tensor helpers shared by models: patchify / unpatchify and token gathering."""
-from typing import Tuple
+"""Tensor helpers shared by models: patchify / unpatchify, token gathering and sync-free device checks."""
+import contextlib
+from typing import ContextManager, Optional, Tuple
 
 import torch
 from einops import rearrange
@@ -55,25 +56,55 @@ def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(tokens, 1, index.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
 
 
-def mask_to_index(mask: torch.Tensor, masked: bool = False) -> torch.Tensor:
+def full_precision(device: torch.device) -> ContextManager:
+    """Context that turns autocast off on ``device`` (a no-op where autocast does not exist, e.g. ``meta``)."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def assert_on_device(condition: torch.Tensor, message: str) -> None:
+    """Check a one-element bool tensor without a host-device sync.
+
+    On CPU the check is an ordinary ``ValueError``. On an accelerator it is an asynchronous device assertion
+    (``torch._assert_async``): the step never waits for it, and a failure surfaces at a later kernel launch with
+    ``message`` (and leaves that process's CUDA context unusable, as any device-side assert does).
+    """
+    if condition.device.type == 'cpu':
+        if not bool(condition):
+            raise ValueError(message)
+    else:
+        torch._assert_async(condition, message)
+
+
+def mask_to_index(mask: torch.Tensor, masked: bool = False, count: Optional[int] = None) -> torch.Tensor:
     """Indices of visible (or masked) tokens, in raster order.
 
     Args:
         mask: (B, N) bool, True = masked. Every row must have the same count of True.
         masked: Return indices of masked tokens instead of visible ones.
+        count: Selected tokens per sample when the caller knows it (maskers do: ``BaseMasker.sample``); it is then
+            checked on the device and the step needs no host read. Without it the count is read back (one sync).
 
     Returns:
         Tensor: (B, K) long.
     """
     keep = mask if masked else ~mask
     if keep.shape[0] == 0:
-        return keep.new_zeros((0, 0), dtype=torch.long)
-    # One host read for the check and the count (a device sync on GPU).
-    low, high = torch.stack(keep.sum(1).aminmax()).tolist()
-    if low != high:
-        raise ValueError(f'mask must mask the same number of tokens in every sample, got counts '
-                         f'{keep.sum(1).tolist()}')
-    k = low
+        return keep.new_zeros((0, 0 if count is None else count), dtype=torch.long)
+    per_sample = keep.sum(1)
+    what = 'masked' if masked else 'visible'
+    if count is None:
+        # One host read for the check and the count (a device sync on GPU).
+        low, high = torch.stack(per_sample.aminmax()).tolist()
+        if low != high:
+            raise ValueError(f'mask must mask the same number of tokens in every sample, got {what} counts '
+                             f'{per_sample.tolist()}')
+        count = low
+    else:
+        assert_on_device(per_sample.eq(count).all(),
+                         f'every mask row must hold {count} {what} tokens: use the same mask (and the count its '
+                         'masker reported) for the encoder, the predictor and the targets')
     # Stable sort puts selected tokens first while keeping raster order.
     order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
-    return order[:, :k]
+    return order[:, :count]

@@ -1,5 +1,5 @@
 """Stage 1: masked video modelling with a conditional diffusion pixel decoder and an image-level semantic prior."""
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from mmaction.registry import MODELS
@@ -85,10 +85,12 @@ class InternVideoNextStage1(BasePretrainer):
                              "teacher.image_size so that image_size / teacher patch == clip size / student patch")
         return targets
 
-    def sample_mask(self, clips: torch.Tensor, targets: Optional[Dict]) -> torch.Tensor:
-        """(B, N) bool mask, True = masked; importance-driven maskers read the teacher's map."""
+    def sample_mask(self, clips: torch.Tensor, targets: Optional[Dict]) -> Tuple[torch.Tensor, int]:
+        """(B, N) bool mask (True = masked) and its masked count per row; importance-driven maskers read the
+        teacher's map."""
         importance = targets['importance'] if targets is not None else None
-        return self.masker(clips.shape[0], self.backbone.grid_of(clips), importance=importance, device=clips.device)
+        return self.masker.sample(clips.shape[0], self.backbone.grid_of(clips), importance=importance,
+                                  device=clips.device)
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> Dict[str, torch.Tensor]:
         """Named loss terms of one Stage-1 step.
@@ -103,12 +105,12 @@ class InternVideoNextStage1(BasePretrainer):
         """
         clips = self.flatten_clips(inputs)
         targets = self.teacher_targets(clips)
-        mask = self.sample_mask(clips, targets)
-        final, hidden = self.backbone.forward_tokens(clips, mask, return_layers=self.align_layers)
+        mask, num_masked = self.sample_mask(clips, targets)
+        final, hidden = self.backbone.forward_tokens(clips, mask, self.align_layers, num_masked)
         losses: Dict[str, torch.Tensor] = {}
         num_cls = self.backbone.num_cls_tokens
         if self.align_head is not None:
-            visible = mask_to_index(mask)
+            visible = mask_to_index(mask, count=final.shape[1] - num_cls)
             teacher_layers = [gather_tokens(t, visible) for t in targets['hidden_states']]
             losses.update(self.align_head.loss([h[:, num_cls:] for h in hidden], teacher_layers))
         if self.pooled_align_head is not None:
@@ -125,8 +127,9 @@ class InternVideoNextStage1(BasePretrainer):
             tuple: z (B, M, C_pred), target pixels (B, M, u*p*p*3), masked indices (B, M).
         """
         grid = self.backbone.grid_of(clips)
-        pred = self.neck(final, mask, grid)[:, self.backbone.num_cls_tokens:]
-        masked = mask_to_index(mask, masked=True)
+        num_cls = self.backbone.num_cls_tokens
+        pred = self.neck(final, mask, grid)[:, num_cls:]
+        masked = mask_to_index(mask, masked=True, count=pred.shape[1] - (final.shape[1] - num_cls))
         pixels = patchify(clips, self.backbone.patch_size, self.backbone.tubelet_size)
         return gather_tokens(pred, masked), gather_tokens(pixels, masked), masked
 
@@ -149,9 +152,10 @@ class InternVideoNextStage1(BasePretrainer):
         if self.head is None:
             raise RuntimeError('this Stage-1 model has no pixel head to reconstruct with')
         clips = self.flatten_clips(inputs)
+        num_masked = None
         if mask is None:
-            mask = self.sample_mask(clips, self.teacher_targets(clips))
-        final, _ = self.backbone.forward_tokens(clips, mask)
+            mask, num_masked = self.sample_mask(clips, self.teacher_targets(clips))
+        final, _ = self.backbone.forward_tokens(clips, mask, num_masked=num_masked)
         z, _, masked = self.masked_predictions(clips, final, mask)
         steps = num_inference_steps or self.num_inference_steps
         decoded = self.head.sample(z, num_inference_steps=steps, generator=generator)

@@ -239,13 +239,16 @@ class InternVideoNextViT(BaseModule):
         return x, hidden
 
     def forward_tokens(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
-                       return_layers: Sequence[int] = ()) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+                       return_layers: Sequence[int] = (),
+                       num_masked: Optional[int] = None) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Encode a clip, keeping only visible tokens when a mask is given.
 
         Args:
             x: Clip (B, C, T, H, W).
             mask: (B, N) bool, True = masked (dropped); the same count in every sample.
             return_layers: Block indices whose outputs are also returned.
+            num_masked: Masked tokens per sample, when known (``BaseMasker.sample`` returns it); saves the host
+                read that would size the gather otherwise.
 
         Returns:
             tuple: final tokens (B, cls + N_vis, C) and a list of (B, cls + N_vis, C) per ``return_layers``.
@@ -256,7 +259,8 @@ class InternVideoNextViT(BaseModule):
             if mask.shape != (tokens.shape[0], n):
                 raise ValueError(f'mask must have shape (B, N) = ({tokens.shape[0]}, {n}) for grid {grid}, '
                                  f'got {tuple(mask.shape)}')
-            tokens = gather_tokens(tokens, mask_to_index(mask.bool()))
+            count = None if num_masked is None else n - num_masked
+            tokens = gather_tokens(tokens, mask_to_index(mask.bool(), count=count))
         return self.run_blocks(self.prepend_cls(tokens), return_layers)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..losses import discretized_gaussian_log_likelihood, normal_kl
+from ..utils import full_precision
 
 
 class AdaLNResBlock(nn.Module):
@@ -232,7 +233,7 @@ class ConditionalDiffusionHead(BaseModule):
             dict: ``loss_diffusion`` (scalar, weighted, to optimise), and detached ``diffusion_mse`` /
             ``diffusion_vlb`` (means over rows) for logging.
         """
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with full_precision(z.device):
             z, x0 = self._flatten(z, target, self.in_dims, self.target_dims)
             k = self.diffusion_batch_mul
             if k > 1:
@@ -273,7 +274,7 @@ class ConditionalDiffusionHead(BaseModule):
             Tensor: (B, M, D) samples in the target's (normalised pixel) space.
         """
         steps = num_inference_steps or self.num_inference_steps
-        with torch.autocast(device_type=z.device.type, enabled=False):
+        with full_precision(z.device):
             zf, _ = self._flatten(z, None, self.in_dims, self.target_dims)
             clip = self.clip_sample_range is not None
             scheduler = DDPMScheduler.from_config(self.scheduler.config, clip_sample=clip,

@@ -9,6 +9,8 @@ from torch import nn
 class BaseMasker(nn.Module, metaclass=ABCMeta):
     """Base of every masker: ``masker(batch_size, grid, importance, device, generator) -> (B, N) bool``.
 
+    ``sample`` returns the same mask together with its masked count per row, known on the host.
+
     Masks are True where a token is masked (dropped from the encoder, predicted), with N = T*H*W tokens in
     (t, h, w) raster order and the same masked count in every sample. Sampling only uses ``generator`` (when given),
     so a seeded ``torch.Generator`` reproduces a mask exactly; it must live on ``device``.
@@ -60,6 +62,23 @@ class BaseMasker(nn.Module, metaclass=ABCMeta):
         Returns:
             Tensor: (B, T*H*W) bool, True = masked, same count in every row.
         """
+
+    def sample(self,
+               batch_size: int,
+               grid: Sequence[int],
+               importance: Optional[torch.Tensor] = None,
+               device: Optional[torch.device] = None,
+               generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, int]:
+        """Sample masks and say how many tokens each row masks, without reading the mask back.
+
+        Callers pass the count on (``mask_to_index(..., count=)``, the encoder's ``num_masked``), so a training
+        step needs no host-device sync to size its gathers. Arguments are those of :meth:`forward`.
+
+        Returns:
+            tuple: mask (B, T*H*W) bool (True = masked) and the masked count per row.
+        """
+        mask = self(batch_size, grid, importance=importance, device=device, generator=generator)
+        return mask, self.num_masked(grid)
 
     def extra_repr(self) -> str:
         return f'mask_ratio={self.mask_ratio}'

@@ -64,7 +64,8 @@ class MultiBlockMasker3D(BaseMasker):
         self.max_tries = int(max_tries)
 
     def num_masked(self, grid: Sequence[int]) -> int:
-        raise TypeError('MultiBlockMasker3D masks a random number of tokens per call (equal within a batch).')
+        raise TypeError('MultiBlockMasker3D masks a random number of tokens per call (equal within a batch); '
+                        'use sample() to get the count with the mask.')
 
     def sample_block_size(self, grid: Sequence[int], device=None,
                           generator: Optional[torch.Generator] = None) -> Tuple[int, int, int]:
@@ -104,23 +105,29 @@ class MultiBlockMasker3D(BaseMasker):
                            batch_size: int,
                            grid: Sequence[int],
                            device: Optional[torch.device] = None,
-                           generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Sample masks and return the boxes they come from.
+                           generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor, int]:
+        """Sample masks and return the boxes they come from and the masked count per row.
+
+        The boxes, redraws and count equalisation are data-dependent control flow, so they run on the host (the
+        generator's device, CPU by default), as V-JEPA does in its data collator; only the finished mask is copied
+        to ``device`` (asynchronously from pinned memory on CUDA). The step on the accelerator never waits for it.
 
         Returns:
-            tuple: mask (B, N) bool (True = masked) and blocks (B, num_blocks, 6) long ``[t0, h0, w0, t1, h1, w1)``.
+            tuple: mask (B, N) bool on ``device`` (True = masked), blocks (B, num_blocks, 6) long
+            ``[t0, h0, w0, t1, h1, w1)`` on the host, and the masked count per row.
         """
         grid = self.check_grid(grid)
-        size = self.sample_block_size(grid, device, generator)
-        size_t = torch.tensor(size, device=device)
-        starts = self._sample_starts(batch_size, grid, size, device, generator)
+        host = generator.device if generator is not None else torch.device('cpu')
+        size = self.sample_block_size(grid, host, generator)
+        size_t = torch.tensor(size, device=host)
+        starts = self._sample_starts(batch_size, grid, size, host, generator)
         blocks = torch.cat([starts, starts + size_t], -1)
         union = self.blocks_to_union(blocks, grid)
         for _ in range(self.max_tries):
             empty = union.all(1)
             if not bool(empty.any()):
                 break
-            redo = self._sample_starts(int(empty.sum()), grid, size, device, generator)
+            redo = self._sample_starts(int(empty.sum()), grid, size, host, generator)
             blocks[empty] = torch.cat([redo, redo + size_t], -1)
             union[empty] = self.blocks_to_union(blocks[empty], grid)
         if bool(union.all(1).any()):
@@ -129,9 +136,24 @@ class MultiBlockMasker3D(BaseMasker):
         keep = int((~union).sum(1).min())
         if self.max_context_tokens is not None:
             keep = min(keep, int(self.max_context_tokens))
-        keys = torch.rand(union.shape, device=device, generator=generator).masked_fill(union, 2.)
+        keys = torch.rand(union.shape, device=host, generator=generator).masked_fill(union, 2.)
         visible = keys.argsort(dim=1)[:, :keep]
-        return self.mask_from_visible(visible, union.shape[1]), blocks
+        mask = self.mask_from_visible(visible, union.shape[1])
+        device = torch.device(device) if device is not None else host
+        if device != host:
+            if host.type == 'cpu' and device.type == 'cuda':
+                mask = mask.pin_memory()
+            mask = mask.to(device, non_blocking=True)
+        return mask, blocks, union.shape[1] - keep
+
+    def sample(self,
+               batch_size: int,
+               grid: Sequence[int],
+               importance: Optional[torch.Tensor] = None,
+               device: Optional[torch.device] = None,
+               generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, int]:
+        mask, _, num_masked = self.sample_with_blocks(batch_size, grid, device, generator)
+        return mask, num_masked
 
     def forward(self,
                 batch_size: int,

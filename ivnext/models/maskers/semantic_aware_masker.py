@@ -4,6 +4,7 @@ from typing import Optional, Sequence
 import torch
 from mmaction.registry import MODELS
 
+from ..utils import assert_on_device
 from .base_masker import BaseMasker
 
 
@@ -54,8 +55,7 @@ class SemanticAwareMasker(BaseMasker):
         if device is not None:
             importance = importance.to(device)
         scores = importance.detach().float()
-        if bool((scores < 0).any()) or not bool(torch.isfinite(scores).all()):
-            raise ValueError('importance must be finite and non-negative.')
+        assert_on_device(((scores >= 0) & torch.isfinite(scores)).all(), 'importance must be finite and non-negative.')
         num_visible = hw - int(hw * self.mask_ratio)
         if self.mode == 'sample':
             u = torch.rand(scores.shape, device=scores.device, generator=generator)

@@ -57,11 +57,8 @@ class BasePredictor(BaseModule):
             Tensor: (B, N, C_enc).
         """
         b, n = mask.shape
-        index = mask_to_index(mask)  # (B, N_vis) visible slots in raster order
-        if index.shape[1] != visible.shape[1]:
-            raise ValueError(f'mask leaves {index.shape[1]} visible tokens per sample but the encoder returned '
-                             f'{visible.shape[1]} patch tokens (after {self.num_cls_tokens} CLS); pass the same '
-                             'mask to the encoder and the predictor.')
+        # (B, N_vis) visible slots in raster order; the count is the encoder output's, checked on the device.
+        index = mask_to_index(mask, count=visible.shape[1])
         canvas = self.mask_token.to(visible.dtype).expand(b, n, -1)
         return canvas.scatter(1, index.unsqueeze(-1).expand(-1, -1, visible.shape[-1]), visible)
 

@@ -77,19 +77,42 @@ class SigLIP2Teacher(HFImageTeacher):
 
     def _run_model(self, pixels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.variant == 'siglip2':
-            f, c, s, _ = pixels.shape
-            p = self.patch_size
-            g = s // p
-            # Patch vectors in (p_h, p_w, c) order, patches in raster order, as Siglip2ImageProcessor makes them.
-            patches = pixels.reshape(f, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(f, g * g, p * p * c)
-            out = self.model(
-                pixel_values=patches,
-                pixel_attention_mask=torch.ones(f, g * g, dtype=torch.long, device=pixels.device),
-                spatial_shapes=torch.tensor([[g, g]] * f, dtype=torch.long, device=pixels.device))
+            return self._run_naflex(pixels)
         else:
             native = int(self.vision_config.image_size)
             out = self.model(pixel_values=pixels, interpolate_pos_encoding=pixels.shape[-1] != native)
         return out.last_hidden_state, out.pooler_output
+
+    def _run_naflex(self, pixels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """SigLIP2 tower on square frames of one size, without padding.
+
+        Same result as ``Siglip2VisionModel(pixel_values, pixel_attention_mask=ones, spatial_shapes)``, but the
+        position table is resized once for the whole batch rather than once per frame (which reads every frame's
+        shape back from the device), and no all-ones attention mask reaches the encoder or the pooling head, so
+        attention keeps its mask-free kernels.
+
+        Args:
+            pixels: (F, 3, S, S) frames, S a multiple of the patch size.
+
+        Returns:
+            tuple: last hidden state (F, g*g, C) after the post-layernorm, pooled output (F, C).
+        """
+        tower = self._tower
+        embeddings = tower.embeddings
+        f, c, s, _ = pixels.shape
+        p = self.patch_size
+        g = s // p
+        # Patch vectors in (p_h, p_w, c) order, patches in raster order, as Siglip2ImageProcessor makes them.
+        patches = pixels.reshape(f, c, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(f, g * g, p * p * c)
+        weight = embeddings.patch_embedding.weight
+        side = embeddings.position_embedding_size
+        table = embeddings.position_embedding.weight.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        table = nn.functional.interpolate(table.float(), size=(g, g), mode='bilinear', align_corners=False,
+                                          antialias=True)
+        hidden = embeddings.patch_embedding(patches.to(weight.dtype)) + table.flatten(2).transpose(1, 2).to(weight.dtype)
+        hidden = tower.encoder(inputs_embeds=hidden).last_hidden_state
+        last = tower.post_layernorm(hidden)
+        return last, tower.head(last)
 
     def _importance(self, last_layer_input: torch.Tensor, last_hidden_state: torch.Tensor) -> torch.Tensor:
         head = self._tower.head
