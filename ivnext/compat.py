@@ -109,6 +109,19 @@ def patch_mmengine_cpu_distributed() -> None:
         _init_without_device_ids._ivnext_cpu = True
         MMDistributedDataParallel.__init__ = _init_without_device_ids
 
+    # FSDPStrategy passes ``device_id=LOCAL_RANK`` (a CUDA index); FSDP shards on CPU with device_id='cpu'.
+    from mmengine.model.wrappers import MMFullyShardedDataParallel
+    if not getattr(MMFullyShardedDataParallel.__init__, '_ivnext_cpu', False):
+        original_fsdp_init = MMFullyShardedDataParallel.__init__
+
+        def _init_on_cpu(self, module, *args, **kwargs) -> None:
+            if isinstance(kwargs.get('device_id'), int):
+                kwargs['device_id'] = torch.device('cpu')
+            original_fsdp_init(self, module, *args, **kwargs)
+
+        _init_on_cpu._ivnext_cpu = True
+        MMFullyShardedDataParallel.__init__ = _init_on_cpu
+
 
 class _MissingDRN:
     """Placeholder registered for the localizer the mmaction2 1.2.0 wheel omits."""

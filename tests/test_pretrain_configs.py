@@ -94,7 +94,7 @@ def check_stage1_recipe(cfg, arch, interval):
     assert model.align_head.target_dims == model.pooled_align_head.target_dims == 1536
     assert model.head.loss_weight == model.align_head.loss_weight == model.pooled_align_head.loss_weight == 1.0
     opt = cfg.optim_wrapper
-    assert opt.type == 'AmpOptimWrapper' and opt.dtype == 'bfloat16'
+    assert opt.type == 'BFloat16OptimWrapper' and opt.get('enabled', True)  # bf16 autocast
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 1e-3
     assert tuple(opt.optimizer.betas) == (0.9, 0.98) and opt.optimizer.weight_decay == 0.05
     assert cfg.auto_scale_lr.enable and cfg.auto_scale_lr.base_batch_size == 256
@@ -132,7 +132,7 @@ def test_stage2_paper_recipe(name, arch, batch):
     views = [(m.num_blocks, tuple(m.spatial_scale), tuple(m.aspect_ratio), tuple(m.temporal_scale))
              for m in model.maskers]
     assert views == [(8, (0.15, 0.15), (0.75, 1.5), (1.0, 1.0)), (2, (0.7, 0.7), (0.75, 1.5), (1.0, 1.0))]
-    assert cfg.optim_wrapper.optimizer.lr == 1e-4 and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert cfg.optim_wrapper.optimizer.lr == 1e-4 and cfg.optim_wrapper.type == 'BFloat16OptimWrapper'
     assert cfg.train_cfg.max_epochs == 100
     assert [s.type for s in cfg.param_scheduler] == ['CosineAnnealingLR']  # no warmup
     assert cfg.train_dataloader.batch_size == batch

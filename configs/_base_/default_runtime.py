@@ -3,7 +3,8 @@ default_scope = 'mmaction'
 custom_imports = dict(imports=['ivnext'], allow_failed_imports=False)
 
 default_hooks = dict(
-    runtime_info=dict(type='RuntimeInfoHook'),
+    # Like MMEngine's RuntimeInfoHook, but log values are read back from the GPU once per logging interval.
+    runtime_info=dict(type='LazyRuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, ignore_last=False),
     param_scheduler=dict(type='ParamSchedulerHook'),

@@ -1,4 +1,5 @@
 """Runner hooks."""
+from .lazy_runtime_info_hook import LazyRuntimeInfoHook
 from .teacher_ema_hook import TeacherEMAHook
 
-__all__ = ['TeacherEMAHook']
+__all__ = ['LazyRuntimeInfoHook', 'TeacherEMAHook']

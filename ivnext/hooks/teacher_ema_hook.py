@@ -15,6 +15,15 @@ class TeacherEMAHook(Hook):
 
     priority = 'ABOVE_NORMAL'
 
+    def before_train(self, runner) -> None:
+        try:
+            from torch.distributed.fsdp import FullyShardedDataParallel
+        except ImportError:  # pragma: no cover - builds without distributed
+            return
+        if isinstance(runner.model, FullyShardedDataParallel):
+            raise RuntimeError('TeacherEMAHook needs the whole student on every rank; FSDP shards it. Train the '
+                               'EMA ablation with DDP (the default Runner) or DeepSpeed ZeRO-1/2.')
+
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         model.update_teacher()

@@ -8,8 +8,7 @@ val_cfg = None
 test_cfg = None
 
 optim_wrapper = dict(
-    type='AmpOptimWrapper',
-    dtype='bfloat16',
+    type='BFloat16OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=5.0),
     paramwise_cfg=dict(

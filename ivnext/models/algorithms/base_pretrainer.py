@@ -69,7 +69,20 @@ class BasePretrainer(BaseModel):
         """Encoder features of full clips in the backbone's ``out_type``."""
         return self.backbone(self.flatten_clips(inputs))
 
+    def place_frozen(self, device: torch.device) -> None:
+        """Move frozen teachers to ``device`` if a wrapper left them elsewhere.
+
+        FSDP with ``ignored_modules=['teacher']`` (the teacher replicated, not sharded) moves only the modules it
+        manages to the GPU; the first step brings the teacher along. Reads only tensor metadata (no sync).
+        """
+        for name in self._frozen_names:
+            module = getattr(self, name)
+            first = next(iter(module.parameters()), None)
+            if first is not None and first.device != device:
+                module.to(device)
+
     def forward(self, inputs: torch.Tensor, data_samples: Optional[list] = None, mode: str = 'tensor'):
+        self.place_frozen(inputs.device)
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
