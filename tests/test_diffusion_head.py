@@ -145,3 +145,26 @@ def test_registry_and_shape_errors():
         head.loss(torch.randn(2, 3, Z), torch.randn(2, 4, D))
     with pytest.raises(ValueError, match='in_dims'):
         head.loss(torch.randn(2, 3, Z + 1), torch.randn(2, 3, D))
+
+
+@pytest.mark.parametrize('precision, matmul_dtype', [('autocast', torch.bfloat16), ('float32', torch.float32)])
+def test_denoiser_precision_under_bf16_autocast(precision, matmul_dtype):
+    """The denoiser's matmuls follow the bf16 autocast by default; the diffusion maths and the loss stay fp32."""
+    head = tiny_head(denoiser_precision=precision)
+    outputs = []
+    head.net.input_proj.register_forward_hook(lambda m, args, out: outputs.append(out.dtype))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = head.loss(torch.randn(2, 4, Z), torch.randn(2, 4, D))
+    assert outputs == [matmul_dtype]
+    assert out['loss_diffusion'].dtype == torch.float32 and torch.isfinite(out['loss_diffusion'])
+    out['loss_diffusion'].backward()
+    assert head.net.input_proj.weight.grad.dtype == torch.float32
+
+
+def test_denoiser_runs_with_bfloat16_weights():
+    """Strategies that cast the model (DeepSpeed bf16) give the denoiser bf16 weights and no autocast."""
+    head = tiny_head().to(torch.bfloat16)
+    out = head.loss(torch.randn(2, 4, Z), torch.randn(2, 4, D))
+    assert out['loss_diffusion'].dtype == torch.float32 and torch.isfinite(out['loss_diffusion'])
+    with pytest.raises(ValueError, match='denoiser_precision'):
+        tiny_head(denoiser_precision='fp8')

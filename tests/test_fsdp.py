@@ -11,6 +11,7 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
+FSDP_RECIPE = 'ivnext-stage1_vit-l-p14_siglip2_16x224_50e_kmash-fsdp-fullshard.py'
 
 
 def _port() -> int:
@@ -42,24 +43,25 @@ def test_fsdp_steps_equal_single_process_steps(tmp_path):
 
 
 def test_fsdp_config_through_dist_train(tmp_path, video_clips):
-    """The FSDP recipe (block wrap policy, teacher ignored) on the tiny Stage-1 config: trains, saves a full
-    checkpoint without teacher weights that loads strictly into an unwrapped model."""
+    """The ViT-L FSDP recipe's strategy (block wrap policy, teacher ignored) on the tiny Stage-1 config: trains,
+    saves a full checkpoint without teacher weights that loads strictly into an unwrapped model."""
+    recipe = Config.fromfile(str(REPO / 'configs' / 'pretrain' / FSDP_RECIPE))
+    strategy = recipe.strategy.to_dict()
+    assert strategy['state_dict_cfg'] == 'full'
+    # 'full' offloads the gathered weights to the CPU, which crashes FSDP when the shards already live on the CPU;
+    # the same full rank-0 checkpoint without the offload.
+    strategy['state_dict_cfg'] = dict(
+        state_dict_type='FULL_STATE_DICT',
+        state_dict_config=dict(type='FullStateDictConfig', rank0_only=True, offload_to_cpu=False),
+        optim_state_dict_config=dict(type='FullOptimStateDictConfig', rank0_only=True, offload_to_cpu=False))
     config = tmp_path / 'fsdp_cfg.py'
-    config.write_text(f'''
+    config.write_text(f"""
 _base_ = [{str(REPO / 'configs' / 'demo' / 'tiny_stage1_cpu.py')!r}]
-runner_type = 'FlexibleRunner'
-strategy = dict(type='FSDPStrategy', model_wrapper=dict(auto_wrap_policy=dict(type='block_wrap_policy'),
-                                                        use_orig_params=True, ignored_modules=['teacher']),
-                # 'full' (what the GPU recipes use) offloads to CPU, which crashes FSDP when the shards already
-                # live on the CPU; same full rank-0 checkpoint without the offload.
-                state_dict_cfg=dict(
-                    state_dict_type='FULL_STATE_DICT',
-                    state_dict_config=dict(type='FullStateDictConfig', rank0_only=True, offload_to_cpu=False),
-                    optim_state_dict_config=dict(type='FullOptimStateDictConfig', rank0_only=True,
-                                                 offload_to_cpu=False)))
-optim_wrapper = dict(type='BFloat16OptimWrapper', enabled=False)
-default_hooks = dict(runtime_info=dict(type='LazyRuntimeInfoHook'))
-''')
+runner_type = {recipe.runner_type!r}
+strategy = {strategy!r}
+optim_wrapper = dict(type={recipe.optim_wrapper.type!r}, enabled=False)
+default_hooks = dict(runtime_info=dict(type={recipe.default_hooks.runtime_info.type!r}))
+""")
     work = tmp_path / 'work'
     options = ['train_cfg.max_iters=2', 'default_hooks.checkpoint.interval=2']
     for i, ann in enumerate((video_clips.train_ann_file, video_clips.val_ann_file)):

@@ -21,7 +21,8 @@ def read_state_dict(path: str, allow_pickle: bool = False) -> Dict[str, torch.Te
 
     Args:
         path: ``.safetensors``, ``.bin``, ``.pt`` or ``.pth`` file, or a directory holding one
-            (``model.safetensors`` or ``pytorch_model.bin``, as Hugging Face repositories do).
+            (``model.safetensors`` or ``pytorch_model.bin``, as Hugging Face repositories do), or a DeepSpeed
+            checkpoint directory (``iter_N.pth/mp_rank_00_model_states.pt``).
         allow_pickle: If the weights-only load fails because the file pickles Python objects (an MMEngine
             training checkpoint holds a message hub and metadata), load it in full. Only for checkpoints you
             trust, i.e. your own training runs; foreign weights stay weights-only.
@@ -30,12 +31,17 @@ def read_state_dict(path: str, allow_pickle: bool = False) -> Dict[str, torch.Te
         dict: The flat tensor dict (unwrapped from 'state_dict' / 'model' / 'module' containers).
     """
     if osp.isdir(path):
-        for name in ('model.safetensors', 'pytorch_model.bin', 'model.pth', 'model.pt'):
+        # Hugging Face repositories, then a DeepSpeed checkpoint directory (module weights of model-parallel rank 0).
+        for name in ('model.safetensors', 'pytorch_model.bin', 'model.pth', 'model.pt', 'mp_rank_00_model_states.pt'):
             if osp.isfile(osp.join(path, name)):
                 path = osp.join(path, name)
                 break
         else:
-            raise FileNotFoundError(f'no model.safetensors / pytorch_model.bin in directory {path}')
+            if osp.isfile(osp.join(path, 'rank0.pth')):
+                raise FileNotFoundError(f'{path} is a sharded FSDP checkpoint (one rank*.pth per process); train with '
+                                        "strategy.state_dict_cfg='full' to get one full checkpoint file")
+            raise FileNotFoundError(f'no model.safetensors / pytorch_model.bin / DeepSpeed model states in directory '
+                                    f'{path}')
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint {path} does not exist; set `pretrained` to a local file '
                                 '(nothing is downloaded at run time)')
