@@ -196,8 +196,10 @@ def test_scale_out_variants_load_with_flexible_runner():
             assert cfg.strategy.type == 'FSDPStrategy'
             with FUNCTIONS.switch_scope_and_registry(None):
                 assert callable(FUNCTIONS.get(policy.type))
-            # a ViT-L block (12.6M parameters) is above the wrap threshold, so every block is its own unit
-            assert policy.min_num_params < 12 * 1024 * 1024
+            # one FSDP unit per residual block; the frozen teacher stays replicated; one full checkpoint file
+            assert policy.type == 'block_wrap_policy'
+            assert list(cfg.strategy.model_wrapper.ignored_modules) == ['teacher']
+            assert cfg.strategy.state_dict_cfg == 'full' and cfg.optim_wrapper.type == 'BFloat16OptimWrapper'
         else:
             assert cfg.strategy.type == 'DeepSpeedStrategy' and cfg.strategy.zero_optimization.stage == 2
             assert cfg.optim_wrapper.type == 'DeepSpeedOptimWrapper' and 'dtype' not in cfg.optim_wrapper
@@ -232,3 +234,29 @@ def test_rms_norm_keeps_fused_kernel_under_bf16_and_equals_torch_in_fp32():
                              out_type='avg', with_clip_projector=False)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         assert not mismatch_warnings(enc, torch.randn(1, 3, 2, 28, 28))
+
+
+def test_profile_names_every_stage1_component(tmp_path):
+    """--profile: forward time per component of a Stage-1 step and the top operators, in Markdown and JSON."""
+    cfg = osp.join(ROOT, 'configs', 'demo', 'tiny_stage1_cpu.py')
+    record = bench_tool.main([cfg, '--batch-size', '2', '--steps', '1', '--warmup', '0', '--device', 'cpu',
+                              '--mode', 'train', '--no-flops', '--profile', '1', '--compile', 'none',
+                              '--out-dir', str(tmp_path)])
+    profile = record['profile']
+    assert profile['time_kind'] == 'cpu'
+    for name in ('teacher', 'backbone', 'neck', 'head', 'align_head', 'pooled_align_head'):
+        assert profile['components'][name] > 0, name
+    assert profile['ops'] and all(0 <= row['share'] <= 1 for row in profile['ops'])
+    text = next(tmp_path.glob('*_profile.md')).read_text()
+    assert '| backbone |' in text and 'aten::' in text
+
+
+def test_compile_blocks_option_compiles_only_blocks(tmp_path, monkeypatch):
+    """--compile blocks hands every residual block to torch.compile (here a recording stand-in)."""
+    compiled = []
+    monkeypatch.setattr(torch.nn.Module, 'compile', lambda self, **kw: compiled.append(type(self).__name__))
+    cfg = tmp_path / 'encoder.py'
+    cfg.write_text(ENCODER_CFG)
+    bench_tool.main([str(cfg), '--batch-size', '1', '--steps', '1', '--warmup', '0', '--device', 'cpu',
+                     '--mode', 'forward', '--no-flops', '--compile', 'blocks', '--out-dir', str(tmp_path)])
+    assert compiled == ['TransformerBlock']

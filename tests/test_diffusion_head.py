@@ -164,6 +164,7 @@ def test_denoiser_precision_under_bf16_autocast(precision, matmul_dtype):
 def test_denoiser_runs_with_bfloat16_weights():
     """Strategies that cast the model (DeepSpeed bf16) give the denoiser bf16 weights and no autocast."""
     head = tiny_head().to(torch.bfloat16)
+    assert head.net.input_proj.weight.dtype == torch.bfloat16 and head.sqrt_ab.dtype == torch.float32
     out = head.loss(torch.randn(2, 4, Z), torch.randn(2, 4, D))
     assert out['loss_diffusion'].dtype == torch.float32 and torch.isfinite(out['loss_diffusion'])
     with pytest.raises(ValueError, match='denoiser_precision'):

@@ -49,8 +49,11 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import ivnext  # noqa: E402,F401  (environment fixes and registration, before mmaction.models)
 from mmengine.config import DictAction  # noqa: E402
+from ivnext.engine import compile_blocks  # noqa: E402
+from ivnext.engine.fsdp_wrap_policy import DEFAULT_BLOCK_CLASSES  # noqa: E402
 from ivnext.utils.benchmark import (PEAK_TFLOPS, achieved_tflops, mfu, peak_memory_bytes,  # noqa: E402
                                     reset_peak_memory, saved_activation_bytes, time_interleaved)
+from ivnext.utils.profile import profile_markdown, profile_step  # noqa: E402
 from ivnext.utils.flops import (FlopReport, count_flops, count_flops_dispatch, count_params,  # noqa: E402
                                 hardware_flops)
 
@@ -76,12 +79,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--mode', choices=['train', 'forward', 'both'], default='both')
     parser.add_argument('--component', choices=['model', 'backbone'], default='model',
                         help="'backbone': only cfg.model.backbone (or the model itself if it is an encoder)")
-    parser.add_argument('--compile', action='store_true', help='torch.compile the benchmarked module')
+    parser.add_argument('--compile', nargs='?', const='model', default='none', choices=['none', 'model', 'blocks'],
+                        help="torch.compile: 'model' (the whole benchmarked module; the default of a bare "
+                        "--compile) or 'blocks' (each residual block, as CompileBlocksHook does in training)")
     parser.add_argument('--with-cp', action='store_true', help='activation checkpointing in the backbone')
     parser.add_argument('--no-flops', action='store_true', help='skip fvcore FLOP counting')
     parser.add_argument('--threads', type=int, help='torch.set_num_threads on CPU')
     parser.add_argument('--out-dir', default='work_dirs/benchmark', help='benchmark.md and JSON go here')
     parser.add_argument('--name', help='row name (default: the config file stem)')
+    parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
+                        help='after timing, profile this many training steps (torch.profiler) and write a table of '
+                        'forward time per model component and the top operators (<name>_profile.md)')
+    parser.add_argument('--profile-trace', default=None, help='also write a Chrome trace (.json) of the profile')
     compare = parser.add_mutually_exclusive_group()
     compare.add_argument('--compare-mmaction-vit', action='store_true',
                          help="our encoder (out_type='avg') vs mmaction2's VisionTransformer, interleaved")
@@ -226,11 +235,35 @@ class _Traced(nn.Module):
         return tuple(_tensors(out))
 
 
+def compiled_call(module: nn.Module, compile: str) -> Callable:
+    """``module`` itself, ``torch.compile(module)``, or ``module`` with its blocks compiled at the first call.
+
+    Blocks are compiled in place, so that happens lazily: FLOPs are counted on the eager module before timing.
+    """
+    if compile in (None, False, 'none'):
+        return module
+    if compile in (True, 'model'):
+        return torch.compile(module)
+    if compile != 'blocks':
+        raise ValueError(f"compile must be 'none', 'model' or 'blocks', got {compile!r}")
+    done = []
+
+    def call(*args, **kwargs):
+        if not done:
+            # ivnext blocks, and the ``Block`` of mmaction2's / timm's ViTs for the side-by-side modes
+            done.append(compile_blocks(module, DEFAULT_BLOCK_CLASSES + ('Block', )))
+            if not done[0]:
+                raise ValueError('--compile blocks found no residual blocks in the benchmarked module')
+        return module(*args, **kwargs)
+
+    return call
+
+
 def backbone_workload(module: nn.Module, batch: int, num_frames: int, img_size: int, device: torch.device,
-                      compile: bool = False) -> Workload:
+                      compile: str = 'none') -> Workload:
     """Clips (B, 3, T, S, S) straight into an encoder; the training loss is the mean of its outputs."""
     x = torch.randn(batch, 3, num_frames, img_size, img_size, device=device)
-    call = torch.compile(module) if compile else module  # FLOPs are always counted on the eager module
+    call = compiled_call(module, compile)  # FLOPs are always counted on the eager module
 
     def loss_fn() -> torch.Tensor:
         return sum(t.float().mean() for t in _tensors(call(x)))
@@ -271,11 +304,11 @@ def synthetic_data(model: nn.Module, batch: int, num_frames: int, img_size: int,
 
 
 def model_workload(model: nn.Module, model_cfg: Dict, batch: int, num_frames: int, img_size: int,
-                   device: torch.device, compile: bool = False) -> Workload:
+                   device: torch.device, compile: str = 'none') -> Workload:
     """``model(inputs, data_samples, mode='loss')`` for training and ``mode='tensor'`` for inference."""
     data = synthetic_data(model, batch, num_frames, img_size, num_classes_of(model_cfg), device)
     inputs, samples = data['inputs'], data['data_samples']
-    call = torch.compile(model) if compile else model  # FLOPs are always counted on the eager model
+    call = compiled_call(model, compile)  # FLOPs are always counted on the eager model
 
     def loss_fn() -> torch.Tensor:
         return model.parse_losses(call(inputs, samples, mode='loss'))[0]
@@ -395,6 +428,9 @@ def measure(workload: Workload, args: argparse.Namespace, device: torch.device) 
         entry['clips_per_s'] = args.batch_size / stats.median
         entry['peak_mem_bytes'] = peak_memory_bytes(device)
         entry['peak_mem_kind'] = 'cuda max_memory_allocated' if device.type == 'cuda' else 'process peak RSS'
+        if getattr(args, 'profile', 0) and mode == 'train':
+            entry['profile'] = profile_step(step, workload.module, device, steps=args.profile, warmup=1,
+                                            trace_path=getattr(args, 'profile_trace', None))
         if mode in flops:
             report = flops[mode]
             fwd = report.total
@@ -490,9 +526,22 @@ def run_benchmark(args: argparse.Namespace, device: torch.device) -> Dict[str, A
     record = dict(name=name, config=args.config, component=args.component, batch_size=args.batch_size,
                   num_frames=num_frames, img_size=img_size, amp=args.amp, compile=args.compile,
                   with_cp=args.with_cp, environment=_environment(args, device), **result)
-    md, js = write_outputs(args.out_dir, [row], record, _stem(name, args, num_frames, img_size, args.component))
+    stem = _stem(name, args, num_frames, img_size, args.component)
+    profile = result['modes'].get('train', {}).pop('profile', None)
+    md, js = write_outputs(args.out_dir, [row], record, stem)
     print('| ' + ' | '.join(MD_COLUMNS) + ' |')
     print(row)
+    if profile is not None:
+        step_ms = result['modes']['train']['time_s']['median'] * 1e3
+        text = profile_markdown(profile, step_ms)
+        path = osp.join(args.out_dir, f'{stem}_profile.md')
+        with open(path, 'w') as f:
+            f.write(f'# Profile: {name}\n\n{text}\n```\n{profile["table"]}\n```\n')
+        record['profile'] = {k: v for k, v in profile.items() if k != 'table'}
+        with open(js, 'w') as f:
+            json.dump(record, f, indent=2, default=str)
+        print(text)
+        print(f'wrote {path}')
     print(f'wrote {md} and {js}')
     return record
 

@@ -169,6 +169,17 @@ class ConditionalDiffusionHead(BaseModule):
         )
         for name, value in buffers.items():
             self.register_buffer(name, value.float(), persistent=False)
+        self._schedule_buffers = tuple(buffers)
+
+    def _apply(self, fn, recurse: bool = True):
+        """Casts of the whole model (DeepSpeed / FSDP bf16) leave the schedule tables in fp32."""
+        super()._apply(fn, recurse)
+        device, dtype = self.sqrt_ab.device, self.sqrt_ab.dtype
+        if dtype != torch.float32 and dtype.is_floating_point:
+            self._register_posterior_buffers()
+            for name in self._schedule_buffers:
+                self._buffers[name] = self._buffers[name].to(device)
+        return self
 
     @staticmethod
     def _flatten(z: torch.Tensor, target: Optional[torch.Tensor], in_dims: int, target_dims: int):
