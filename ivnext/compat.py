@@ -31,8 +31,11 @@ where it is not needed:
   without CUDA. On machines without CUDA the launcher skips ``set_device`` and
   the wrapper drops ``device_ids``. With CUDA nothing changes.
 """
+import importlib
+import importlib.util
 import os.path as osp
 import sys
+import types
 from typing import Any
 
 import torch
@@ -161,11 +164,45 @@ def patch_transformers_reexports() -> None:
             setattr(modeling_utils, name, getattr(pytorch_utils, name))
 
 
+class _DeferredModule(types.ModuleType):
+    """Stands in for a package until something other than its name, spec or file is looked up on it."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith('__') and attr not in ('__path__', '__version__'):
+            raise AttributeError(attr)
+        real = self.__dict__.get('_deferred_real')
+        if real is None:
+            del sys.modules[self.__name__]
+            real = importlib.import_module(self.__name__)
+            self.__dict__['_deferred_real'] = real
+        return getattr(real, attr)
+
+
+def defer_deepspeed_import() -> None:
+    """Import DeepSpeed only when a DeepSpeed strategy uses it.
+
+    MMEngine imports ``deepspeed`` as soon as it is installed (``mmengine._strategy``). That costs over a second
+    per process and pulls in torch._dynamo, and gloo jobs that never use DeepSpeed then sometimes abort at exit
+    after finishing. A stand-in module answers name and spec lookups (package probes) and imports the real
+    package on the first other attribute or submodule access.
+    """
+    if 'deepspeed' in sys.modules:
+        return
+    spec = importlib.util.find_spec('deepspeed')
+    if spec is None:
+        return
+    module = _DeferredModule('deepspeed')
+    module.__spec__ = spec
+    module.__file__ = spec.origin  # inspect.getmodule probes every module's __file__
+    sys.modules['deepspeed'] = module
+
+
 def apply_all() -> None:
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
     if _APPLIED:
         return
+    defer_deepspeed_import()
     guard_torchvision_import()
     patch_mmaction_missing_drn()
     patch_transformers_reexports()

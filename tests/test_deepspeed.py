@@ -54,3 +54,14 @@ optim_wrapper = dict(_delete_=True, **{optim_wrapper!r})
     first = read_state_dict(str(work / 'iter_1.pth'), allow_pickle=True)
     moved = [k for k in state if not torch.equal(state[k], first[k])]
     assert any(k.startswith('backbone.blocks') for k in moved) and any(k.startswith('head.') for k in moved)
+
+
+def test_deepspeed_is_imported_only_when_used():
+    """MMEngine imports deepspeed whenever it is installed; ivnext defers that to the first real use."""
+    code = ('import sys, ivnext, mmengine.runner, transformers, inspect; inspect.getmodule(test := lambda: 0); '
+            "state = 'loaded' if 'deepspeed.accelerator' in sys.modules else 'deferred'; "
+            "import deepspeed; print('RESULT', state, deepspeed.__version__, callable(deepspeed.initialize))")
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = next(line for line in out.stdout.splitlines() if line.startswith('RESULT'))
+    assert result.split()[1:] == ['deferred', '0.16.9', 'True']

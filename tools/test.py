@@ -12,6 +12,7 @@ import sys
 # ivnext first: compat fixes and registration into mmaction2's registries (see tools/train.py).
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import ivnext  # noqa: E402,F401
+import torch  # noqa: E402
 from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -62,6 +63,8 @@ def main(argv=None) -> None:
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     runner.test()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()  # while the interpreter is intact, not in exit-time destructors
 
 
 if __name__ == '__main__':

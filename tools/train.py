@@ -13,6 +13,7 @@ import sys
 # every ivnext module into mmaction2's registries. The repository root is on the path for source checkouts.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import ivnext  # noqa: E402,F401
+import torch  # noqa: E402
 from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
@@ -99,6 +100,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     build_runner(cfg).train()
+    # Tear the process group down while the interpreter is intact; leaving it to exit-time destructors
+    # can abort a rank after training has finished.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
