@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The GPU measurements of tools/analysis/README.md in one go (one GPU, bf16): ViT-B Stage 1 and Stage 2 at the
+# paper's shapes, eager and with regional compilation, the diffusion denoiser in fp32 for comparison, a profiler
+# breakdown of each stage, and the encoder's SDPA vs flash-attn paths.
+#   GPU=h100 OUT=work_dirs/gpu_benchmarks bash tools/analysis/run_gpu_benchmarks.sh
+# GPU (a100 | h100 | h200) picks the bf16 peak used for MFU. Every run appends a row to $OUT/benchmark.md and
+# writes its JSON (and *_profile.md for the profiled runs) there.
+set -euo pipefail
+GPU=${GPU:-h100}
+OUT=${OUT:-work_dirs/gpu_benchmarks}
+PYTHON=${PYTHON:-python}
+STEPS=${STEPS:-5}
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BENCH=("${PYTHON}" "${ROOT}/tools/analysis/benchmark.py")
+COMMON=(--device cuda --amp bf16 --gpu "${GPU}" --mode train --steps "${STEPS}" --warmup 2 --out-dir "${OUT}")
+STAGE1="${ROOT}/configs/benchmark/bench_ivnext-stage1_vit-b-p14_siglip2-1b-random_16x224.py"
+STAGE2="${ROOT}/configs/benchmark/bench_ivnext-stage2_vit-b-p14_32x224.py"
+S1=(--batch-size 16 --num-frames 16 --img-size 224)
+S2=(--batch-size 8 --num-frames 32 --img-size 224)
+mkdir -p "${OUT}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "${OUT}/gpu.txt"
+
+set -x
+"${BENCH[@]}" "${STAGE1}" "${S1[@]}" "${COMMON[@]}" --name stage1_eager --profile 3
+"${BENCH[@]}" "${STAGE1}" "${S1[@]}" "${COMMON[@]}" --name stage1_compile-blocks --compile blocks --no-flops
+"${BENCH[@]}" "${STAGE1}" "${S1[@]}" "${COMMON[@]}" --name stage1_denoiser-fp32 --no-flops \
+    --cfg-options model.head.denoiser_precision=float32
+"${BENCH[@]}" "${STAGE2}" "${S2[@]}" "${COMMON[@]}" --name stage2_eager --profile 3
+"${BENCH[@]}" "${STAGE2}" "${S2[@]}" "${COMMON[@]}" --name stage2_compile-blocks --compile blocks --no-flops
+"${BENCH[@]}" "${STAGE2}" --component backbone --batch-size 8 --num-frames 16 --img-size 224 --device cuda \
+    --amp bf16 --gpu "${GPU}" --compare-attn --steps "${STEPS}" --warmup 2 --out-dir "${OUT}"
