@@ -60,6 +60,7 @@ def test_stage1_step_has_no_host_read(meta_autocast):
     assert {'loss_diffusion', 'loss_align', 'loss_align_pooled'} <= set(losses)
     assert model.backbone.patch_embed.proj.weight.grad is not None
     assert all(p.grad is not None for p in model.head.parameters() if p.requires_grad)
+    assert model.data_preprocessor._non_blocking  # batches reach the GPU without blocking the host
 
 
 @pytest.mark.parametrize('teacher', [

@@ -26,6 +26,10 @@ class BasePretrainer(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = dict(type='ActionDataPreprocessor', format_shape='NCTHW')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        # Batches come from pinned memory (pin_memory=True in the recipes): copy them to the GPU without blocking
+        # the host. mmaction2's ActionDataPreprocessor does not take MMEngine's `non_blocking` argument.
+        if hasattr(self.data_preprocessor, '_non_blocking'):
+            self.data_preprocessor._non_blocking = True
         self.backbone = MODELS.build(backbone)
         self._frozen_names: List[str] = []
         self._unsaved_names: List[str] = []
