@@ -69,8 +69,8 @@ def test_files_lists_and_classes(built):
     cells = len(APPEARANCE_CLASSES) * len(MOTION_CLASSES)
     assert manifest['counts'] == dict(train=cells, val=cells)
     assert manifest['digest'] == CONFIG.digest()
-    assert json.load(open(osp.join(built, 'classes.json'))) == dict(appearance=list(APPEARANCE_CLASSES),
-                                                                     motion=list(MOTION_CLASSES))
+    expected = dict(appearance=list(APPEARANCE_CLASSES), motion=list(MOTION_CLASSES))
+    assert json.load(open(osp.join(built, 'classes.json'))) == expected
     for split in ('train', 'val'):
         for kind in ('appearance', 'motion'):
             rows = read_list(osp.join(built, f'{split}_{kind}.txt'))

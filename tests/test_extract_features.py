@@ -11,8 +11,6 @@ from mmengine.registry import init_default_scope
 TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'extract_features.py'
 
 
-
-
 @pytest.fixture(scope='module')
 def tool():
     spec = importlib.util.spec_from_file_location('extract_features', TOOL)

@@ -9,8 +9,6 @@ from ivnext.engine import get_vit_layer_id
 NUM_LAYERS = 3
 
 
-
-
 def build_recognizer(frozen_stages: int = -1):
     return MODELS.build(
         dict(type='Recognizer3D',

@@ -15,8 +15,6 @@ TINY_BACKBONE = dict(type='InternVideoNextViT', arch=dict(embed_dims=32, num_lay
                      clip_embed_dims=32, clip_num_heads=4, use_flash_attn=False)
 
 
-
-
 PREPROCESSOR = dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                     format_shape='NCTHW')
 

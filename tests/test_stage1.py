@@ -14,8 +14,8 @@ def stage1_cfg(head='diffusion', teacher=True, masker='SemanticAwareMasker', mas
     enc_dims = 64
     cfg = dict(
         type='InternVideoNextStage1',
-        backbone=dict(type='InternVideoNextViT', arch=dict(embed_dims=enc_dims, num_layers=3, num_heads=4,
-                                                            mlp_ratio=2.0),
+        backbone=dict(type='InternVideoNextViT',
+                      arch=dict(embed_dims=enc_dims, num_layers=3, num_heads=4, mlp_ratio=2.0),
                       img_size=SIZE, num_frames=FRAMES, clip_embed_dims=32, clip_num_heads=4, out_type='tokens'),
         masker=dict(type=masker, mask_ratio=mask_ratio),
         neck=dict(type='TransformerPredictor', in_dims=enc_dims, embed_dims=48, depth=1, num_heads=4,

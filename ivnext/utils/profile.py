@@ -117,9 +117,10 @@ def profile_step(step: Callable[[], None], model: nn.Module, device: torch.devic
 def profile_markdown(report: Dict[str, object], step_ms: Optional[float] = None) -> str:
     """Markdown of :func:`profile_step`'s report: component forward times, then the top operators."""
     kind = report['time_kind']
-    lines = [f'Forward time per component ({kind} time, ms per step)' + (f'; whole step {step_ms:.1f} ms' if
-                                                                          step_ms else '') + ':', '',
-             '| component | forward ms/step |', '|---|---|']
+    title = f'Forward time per component ({kind} time, ms per step)'
+    if step_ms:
+        title += f'; whole step {step_ms:.1f} ms'
+    lines = [title + ':', '', '| component | forward ms/step |', '|---|---|']
     for name, ms in sorted(report['components'].items(), key=lambda kv: -kv[1]):
         lines.append(f'| {name} | {ms:.2f} |')
     lines += ['', f'Top operators by self {kind} time (forward + backward + optimizer):', '',

@@ -324,8 +324,8 @@ def model_workload(model: nn.Module, model_cfg: Dict, batch: int, num_frames: in
     def counted_at_dispatch(mode: str, err: Exception) -> FlopReport:
         key = 'train' if mode == 'loss' else 'forward'
         counted[key] += (f' counted at the dispatcher (torch.utils.flop_counter: matmuls, convolutions and '
-                          f'attention; jit tracing failed with {type(err).__name__}: '
-                          f'{str(err).splitlines()[0][:100]})')
+                         f'attention; jit tracing failed with {type(err).__name__}: '
+                         f'{str(err).splitlines()[0][:100]})')
         with torch.no_grad():
             return count_flops_dispatch(model, lambda: model(one, samples[:1], mode=mode))
 

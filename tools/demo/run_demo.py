@@ -336,7 +336,7 @@ def pct(x: float) -> str:
 def make_table(probes: Dict[str, dict], classes: dict, times: dict, meta: dict) -> str:
     chance = {k: 1.0 / len(classes[k]) for k in LABEL_KINDS}
     seeds = probes['random']['appearance']['seeds']
-    lines = [f'| encoder | appearance top-1 (%) | motion top-1 (%) |', '|---|---|---|']
+    lines = ['| encoder | appearance top-1 (%) | motion top-1 (%) |', '|---|---|---|']
     for name, label in ENCODERS:
         cells = []
         for kind in LABEL_KINDS:

@@ -1,5 +1,5 @@
-# HMDB51 (split 1) as an mmaction2 VideoDataset: the K400 pipelines (16 frames with stride 4; clips of a few seconds; flip,
-# RandAugment; test 1 clip x 3 crops), with this dataset's classes, videos and annotation lists.
+# HMDB51 (split 1) as an mmaction2 VideoDataset: the K400 pipelines (16 frames with stride 4; clips of a few
+# seconds; flip, RandAugment; test 1 clip x 3 crops), with this dataset's classes, videos and annotation lists.
 _base_ = ['./k400.py']
 
 num_classes = 51

@@ -1,5 +1,5 @@
-# UCF101 (split 1) as an mmaction2 VideoDataset: the K400 pipelines (16 frames with stride 4; UCF101 clips are short, ~7 s; flip,
-# RandAugment; test 1 clip x 3 crops), with this dataset's classes, videos and annotation lists.
+# UCF101 (split 1) as an mmaction2 VideoDataset: the K400 pipelines (16 frames with stride 4; UCF101 clips are
+# short, ~7 s; flip, RandAugment; test 1 clip x 3 crops), with this dataset's classes, videos and annotation lists.
 _base_ = ['./k400.py']
 
 num_classes = 101

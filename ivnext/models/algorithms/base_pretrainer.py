@@ -61,7 +61,8 @@ class BasePretrainer(BaseModel):
     # ------------------------------------------------------------------ inputs
     @staticmethod
     def flatten_clips(inputs: torch.Tensor) -> torch.Tensor:
-        """(B, M, C, T, H, W) from ``ActionDataPreprocessor`` (M clips x crops) or (B, C, T, H, W) -> (B*M, C, T, H, W)."""
+        """(B, M, C, T, H, W) from ``ActionDataPreprocessor`` (M clips x crops) or (B, C, T, H, W)
+        -> (B*M, C, T, H, W)."""
         if inputs.dim() == 6:
             return inputs.flatten(0, 1)
         if inputs.dim() != 5:

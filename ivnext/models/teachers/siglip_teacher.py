@@ -109,7 +109,8 @@ class SigLIP2Teacher(HFImageTeacher):
         table = embeddings.position_embedding.weight.reshape(1, side, side, -1).permute(0, 3, 1, 2)
         table = nn.functional.interpolate(table.float(), size=(g, g), mode='bilinear', align_corners=False,
                                           antialias=True)
-        hidden = embeddings.patch_embedding(patches.to(weight.dtype)) + table.flatten(2).transpose(1, 2).to(weight.dtype)
+        positions = table.flatten(2).transpose(1, 2).to(weight.dtype)  # (1, g*g, C)
+        hidden = embeddings.patch_embedding(patches.to(weight.dtype)) + positions
         hidden = tower.encoder(inputs_embeds=hidden).last_hidden_state
         last = tower.post_layernorm(hidden)
         return last, tower.head(last)
