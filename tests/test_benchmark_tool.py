@@ -17,6 +17,7 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 
 import benchmark as bench_tool  # noqa: E402
+import estimate_memory as memory_tool  # noqa: E402
 import get_flops as flops_tool  # noqa: E402
 
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'tiny_recognizer_i3dhead_cpu.py')
@@ -260,3 +261,17 @@ def test_compile_blocks_option_compiles_only_blocks(tmp_path, monkeypatch):
     bench_tool.main([str(cfg), '--batch-size', '1', '--steps', '1', '--warmup', '0', '--device', 'cpu',
                      '--mode', 'forward', '--no-flops', '--compile', 'blocks', '--out-dir', str(tmp_path)])
     assert compiled == ['TransformerBlock']
+
+
+def test_memory_estimate_books_states_and_scales_activations(tmp_path):
+    cfg = osp.join(ROOT, 'configs', 'demo', 'tiny_stage1_cpu.py')
+    one = memory_tool.main([cfg, '--measure-batch', '1', '--batch-size', '4', '--gpus', '2', '--amp', 'none',
+                            '--out', str(tmp_path / 'm.json')])
+    two = memory_tool.main([cfg, '--measure-batch', '2', '--batch-size', '4', '--gpus', '2', '--amp', 'none'])
+    assert one['trainable_bytes'] == 16 * one['trainable_params'] > 0
+    assert one['frozen_bytes'] > 0  # the image teacher
+    # saved activations grow linearly with the batch: per-clip figures from 1 and 2 clips agree
+    assert two['activation_bytes_per_clip'] == pytest.approx(one['activation_bytes_per_clip'], rel=0.2)
+    assert one['activations_bytes'] == pytest.approx(4 * one['activation_bytes_per_clip'])
+    assert one['fsdp_bytes'] < one['zero2_bytes'] < one['ddp_bytes']
+    assert json.loads((tmp_path / 'm.json').read_text())['batch_size'] == 4
