@@ -4,16 +4,8 @@
 # time and memory equal a real run's. Not for training.
 #   python tools/analysis/benchmark.py configs/benchmark/bench_ivnext-stage1_vit-b-p14_siglip2-1b-random_16x224.py \
 #       --device cuda --amp bf16 --gpu h100 --batch-size 16 --num-frames 16 --img-size 224 --mode train
-_base_ = ['../pretrain/ivnext-stage1_vit-b-p14_siglip2_16x224_50e_kmash.py']
+_base_ = [
+    '../pretrain/ivnext-stage1_vit-b-p14_siglip2_16x224_50e_kmash.py', '../_base_/models/siglip2-1b_random_teacher.py'
+]
 
-model = dict(
-    teacher=dict(
-        _delete_=True,
-        type='SigLIP2Teacher',
-        model_config=dict(hidden_size=1536, intermediate_size=6144, num_hidden_layers=40, num_attention_heads=16,
-                          patch_size=16, num_patches=256),
-        image_size=256,
-        num_return_layers=6,
-        return_interval=3.33,
-        dtype='bfloat16'),
-    neck=dict(pretrained=None))
+model = dict(teacher={{_base_.siglip2_1b_random_teacher}}, neck=dict(pretrained=None))
