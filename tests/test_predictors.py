@@ -154,3 +154,25 @@ def test_registry_build():
                              model_config=dict(hidden_size=32, intermediate_size=48, num_attention_heads=2,
                                                num_hidden_layers=3)))
     assert bert.embed_dims == 32 and bert.layers[0].attn.local_attention != (-1, -1)  # layer 2 of 3 is local
+
+
+def test_banded_local_attention_equals_dense_masked_attention():
+    """The default banded local attention gives ModernBERT's dense windowed result, forward and backward."""
+    torch.manual_seed(0)
+    banded = tiny_modernbert(gradient_checkpointing=True).train()
+    torch.manual_seed(0)
+    dense = tiny_modernbert(gradient_checkpointing=True, local_attention_impl='dense').train()
+    assert banded.local_attention_impl == 'banded' and banded.layers[0].attn.local_attention == (4, 4)
+    dense.load_state_dict(banded.state_dict())
+    x = torch.randn(2, 30, 32, requires_grad=True)  # 30 tokens, window +-4: several blocks
+    out_b, out_d = banded.forward_layers(x), dense.forward_layers(x)
+    torch.testing.assert_close(out_b, out_d, rtol=1e-5, atol=1e-5)
+    out_b.square().mean().backward()
+    grads_b = [p.grad.clone() for p in banded.parameters() if p.grad is not None]
+    out_d.square().mean().backward()
+    grads_d = [p.grad for p in dense.parameters() if p.grad is not None]
+    assert len(grads_b) == len(grads_d) > 0
+    for gb, gd in zip(grads_b, grads_d):
+        torch.testing.assert_close(gb, gd, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match='local_attention_impl'):
+        tiny_modernbert(local_attention_impl='flex')
