@@ -41,17 +41,17 @@ def banded_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     b = half_window
     nb = -(-length // b)
     pad = nb * b - length
-    q = F.pad(query, (0, 0, 0, pad)).view(bsz, heads, nb, b, dim)
+    q = F.pad(query, (0, 0, 0, pad)).reshape(bsz, heads, nb, b, dim)
 
     def neighbourhoods(x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (0, 0, b, pad + b)).view(bsz, heads, nb + 2, b, x.shape[-1])
+        x = F.pad(x, (0, 0, b, pad + b)).reshape(bsz, heads, nb + 2, b, x.shape[-1])
         return torch.cat([x[:, :, :-2], x[:, :, 1:-1], x[:, :, 2:]], dim=3)  # (B, H, nb, 3b, D)
 
-    # Heads and blocks merge into one axis (a free view), so SDPA sees 4-D inputs and keeps its fused kernels
-    # (5-D inputs fall back to the math path, which stores the attention matrix).
+    # Heads and blocks merge into one axis (a view for contiguous inputs), so SDPA sees 4-D inputs and keeps its
+    # fused kernels (5-D inputs fall back to the math path, which stores the attention matrix).
     mask = band_mask(length, half_window, query.device).repeat(heads, 1, 1)  # (H*nb, b, 3b)
-    out = F.scaled_dot_product_attention(q.view(bsz, heads * nb, b, dim),
-                                         neighbourhoods(key).view(bsz, heads * nb, 3 * b, dim),
-                                         neighbourhoods(value).view(bsz, heads * nb, 3 * b, value.shape[-1]),
+    out = F.scaled_dot_product_attention(q.reshape(bsz, heads * nb, b, dim),
+                                         neighbourhoods(key).reshape(bsz, heads * nb, 3 * b, dim),
+                                         neighbourhoods(value).reshape(bsz, heads * nb, 3 * b, value.shape[-1]),
                                          attn_mask=mask, dropout_p=dropout_p)
-    return out.view(bsz, heads, nb * b, -1)[:, :, :length]
+    return out.reshape(bsz, heads, nb * b, -1)[:, :, :length]
