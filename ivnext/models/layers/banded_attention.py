@@ -1,6 +1,7 @@
 """Sliding-window (banded) attention computed block by block, in O(L * window) instead of O(L^2)."""
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def band_mask(length: int, half_window: int, device=None) -> torch.Tensor:
@@ -25,7 +26,9 @@ def banded_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     The sequence is cut into blocks of ``b = half_window`` queries; each block attends to the keys of its own and
     its two neighbouring blocks (3b keys), which contain every key within the window. Compute and the attention
     matrix shrink from L x L to L x 3b (ModernBERT's local layers: window 128, L = 4100 -> 21x fewer
-    score FLOPs). Keys and values are copied into the 3b-wide views (3x their size).
+    score FLOPs). Keys and values are copied into the 3b-wide neighbourhoods (3x their size); in training those
+    copies are rebuilt in the backward pass instead of being kept (the attention is recomputed, which costs a
+    twenty-first of the dense attention's work), so autograd keeps only q, k and v.
 
     Args:
         query, key, value: (B, H, L, D).
@@ -37,6 +40,13 @@ def banded_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
     """
     if half_window < 1:
         raise ValueError(f'half_window must be >= 1, got {half_window}')
+    if torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad):
+        return checkpoint(_banded_attention, query, key, value, half_window, dropout_p, use_reentrant=False)
+    return _banded_attention(query, key, value, half_window, dropout_p)
+
+
+def _banded_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, half_window: int,
+                      dropout_p: float) -> torch.Tensor:
     bsz, heads, length, dim = query.shape
     b = half_window
     nb = -(-length // b)
