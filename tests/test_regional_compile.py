@@ -56,3 +56,23 @@ def test_compile_blocks_hook_errors_without_blocks():
 
     with pytest.raises(ValueError, match='block_classes'):
         hook.before_train(Runner())
+
+
+def test_compiled_modernbert_predictor_matches_eager():
+    """ModernBERT layers (with banded local attention and its recompute) compile and match eager."""
+    from ivnext.models.necks import ModernBertPredictor
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    eager = ModernBertPredictor(in_dims=16, num_layers=2, num_cls_tokens=1, grid_size=(2, 3, 4),
+                                model_config=dict(hidden_size=32, intermediate_size=48, num_attention_heads=2,
+                                                  num_hidden_layers=3, local_attention=8)).train()
+    compiled = copy.deepcopy(eager)
+    assert compile_blocks(compiled, backend='aot_eager') == 2
+    x = torch.randn(2, 25, 32)
+    out_e, out_c = eager.forward_layers(x), compiled.forward_layers(x)
+    torch.testing.assert_close(out_c, out_e)
+    out_e.square().mean().backward()
+    out_c.square().mean().backward()
+    for (name, p_e), p_c in zip(eager.named_parameters(), compiled.parameters()):
+        if p_e.grad is not None:
+            torch.testing.assert_close(p_c.grad, p_e.grad, msg=name)
