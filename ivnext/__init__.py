@@ -7,6 +7,7 @@ from . import models  # noqa: E402,F401  (registers every module into mmaction2'
 from . import engine  # noqa: E402,F401  (optimizer constructors)
 from . import hooks  # noqa: E402,F401  (runner hooks)
 from . import datasets  # noqa: E402,F401  (K-Mash dataset and transforms)
+from . import video  # noqa: E402,F401  (VideoInit / VideoDecode: decord, PyAV, torchcodec)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']
