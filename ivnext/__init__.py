@@ -10,4 +10,15 @@ from . import datasets  # noqa: E402,F401  (K-Mash dataset and transforms)
 from . import video  # noqa: E402,F401  (VideoInit / VideoDecode: decord, PyAV, torchcodec)
 from .version import __version__  # noqa: E402
 
-__all__ = ['__version__']
+# The public API, imported on first use so that `import ivnext` stays light.
+_API = ('load_encoder', 'VideoEncoder', 'VideoFeatures', 'Preprocessing', 'extract_videos')
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+__all__ = ['__version__', *_API]

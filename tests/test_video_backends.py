@@ -129,3 +129,13 @@ def test_torchcodec_reports_why_it_is_unusable(cfr_file):
     else:
         np.testing.assert_array_equal(reader.get_frames([3, 9]),
                                       open_video(cfr_file, 'pyav', fallback=False).get_frames([3, 9]))
+
+
+def test_file_decord_opens_but_cannot_convert_falls_back(tmp_path, frames):
+    # decord 0.6 opens 48 px wide H.264 but fails copying its padded RGB rows; the open-time probe catches it.
+    path = write_mp4(tmp_path / 'w48.mp4', render_clip(1, 6, 48), fps=10)
+    with pytest.raises(VideoDecodeError, match='w48.mp4'):
+        open_video(path, 'decord', fallback=False)
+    reader = open_video(path)
+    assert reader.backend == 'pyav'
+    np.testing.assert_allclose(reader.get_frames([2]).astype(float), render_clip(1, 6, 48)[[2]], atol=40)

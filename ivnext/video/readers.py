@@ -139,6 +139,9 @@ class DecordReader(VideoReader):
             raise VideoDecodeError(f'{path}: decord found no frames')
         # (N, 2) start / end seconds per frame, from the packets' pts.
         self.timestamps = np.asarray(self._reader.get_frame_timestamp(np.arange(n)), dtype=np.float64)[:, 0]
+        # Probe one frame: decord 0.6 opens some files it cannot convert (e.g. widths whose RGB rows need
+        # padding), which should fail here and fall back, not in the middle of a run.
+        self._decode_sorted(np.array([0]))
 
     def _decode_sorted(self, indices: np.ndarray) -> np.ndarray:
         return self._reader.get_batch(indices.tolist()).asnumpy()
