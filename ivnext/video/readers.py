@@ -12,9 +12,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 BACKENDS: Tuple[str, ...] = ('decord', 'pyav', 'torchcodec')
-# Order tried by backend='auto': decord is the fastest on CPU for random access; PyAV decodes every codec of
-# its bundled FFmpeg (AV1 included) and has wheels for every platform; torchcodec needs a matching torch build.
-AUTO_ORDER: Tuple[str, ...] = ('decord', 'pyav', 'torchcodec')
+# Order tried by backend='auto': PyAV decodes every codec of its bundled FFmpeg (AV1 included), has wheels for
+# every platform and sampled clips about twice as fast as decord 0.6 here (tools/analysis/README.md); decord
+# gives the same frames; torchcodec needs a torchcodec build matching the installed torch.
+AUTO_ORDER: Tuple[str, ...] = ('pyav', 'decord', 'torchcodec')
 
 
 class VideoDecodeError(RuntimeError):
@@ -286,7 +287,7 @@ def open_video(path: str, backend: Union[str, Sequence[str]] = 'auto', fallback:
 
     Args:
         path: Video file.
-        backend: 'auto' (decord, then PyAV, then torchcodec), one backend name, or an ordered list.
+        backend: 'auto' (PyAV, then decord, then torchcodec), one backend name, or an ordered list.
         fallback: After a named backend fails, try the others (``backend='decord', fallback=False`` is strict).
         num_threads: Decoder threads per file.
 

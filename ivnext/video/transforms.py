@@ -2,7 +2,7 @@
 
 Drop-in replacements for ``DecordInit`` / ``DecordDecode`` (and ``PyAVInit`` / ``PyAVDecode``)::
 
-    dict(type='VideoInit', backend='auto'),      # decord, then PyAV, then torchcodec, per file
+    dict(type='VideoInit', backend='auto'),      # PyAV, then decord, then torchcodec, per file
     dict(type='SampleFrames', clip_len=16, frame_interval=4, num_clips=1),
     dict(type='VideoDecode'),
 
