@@ -1,4 +1,5 @@
 """The Python API: save/load round trips, every weight source, Hub ids from a local cache, encode()."""
+import datetime
 import json
 import pickle
 from pathlib import Path
@@ -82,11 +83,12 @@ def test_released_folder_layout_and_files(encoder, clips, tmp_path):
     assert_same_outputs(encoder, load_encoder(str(tmp_path / 'recognizer.pth'), num_heads=4, clip_num_heads=4,
                                               **PREP), clips)
 
-    # A Stage-2 training checkpoint: student and frozen teacher, plus pickled run state.
+    # A Stage-2 training checkpoint: student and frozen teacher, plus pickled Python objects beside the tensors.
     shifted = {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
     stage2 = {'state_dict': {**{f'backbone.{k}': v for k, v in state.items()},
                              **{f'teacher.{k}': v for k, v in shifted.items()}},
-              'meta': dict(epoch=np.int64(3)), 'message_hub': dict(loss=[np.float64(0.1)])}
+              'meta': dict(epoch=np.int64(3), started=datetime.date(2026, 1, 2)),
+              'message_hub': dict(loss=[np.float64(0.1)])}
     torch.save(stage2, tmp_path / 'epoch_3.pth')
     with pytest.raises(pickle.UnpicklingError, match='trust_checkpoint=True'):
         load_encoder(str(tmp_path / 'epoch_3.pth'), num_heads=4)

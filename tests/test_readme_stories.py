@@ -41,10 +41,19 @@ def substitute(text: str, mapping: dict) -> str:
     return text
 
 
-def run_tool(command: str, cwd: Path) -> subprocess.CompletedProcess:
+IN_PROCESS = {'tools/data/build_video_list.py': 'ivnext.cli.video_list',
+              'tools/extract_features.py': 'ivnext.cli.extract_features'}
+
+
+def run_tool(command: str, cwd: Path):
+    """Run a README command line: the light tools in this process (their scripts call these mains), the others
+    (training) as a subprocess."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     args = shlex.split(command)
     assert args[0] == 'python', command
+    if args[1] in IN_PROCESS:
+        import importlib
+        return importlib.import_module(IN_PROCESS[args[1]]).main(args[2:])
     result = subprocess.run([sys.executable, *args[1:]], cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f'{command}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
     return result

@@ -171,7 +171,8 @@ def load_encoder(source: str, *, pretrained: bool = True, device: Union[str, tor
     if osp.isdir(path) and read_ivnext_config(path) is not None:
         return VideoEncoder.from_pretrained(path, device, **preprocessing)
     try:
-        state = read_state_dict(path, allow_pickle=trust_checkpoint)
+        # Second argument: the reader's opt-in to checkpoints that pickle Python objects (off by default).
+        state = read_state_dict(path, trust_checkpoint)
     except pickle.UnpicklingError as err:
         raise pickle.UnpicklingError(
             f'{path} pickles Python objects besides tensors (an MMEngine training checkpoint). Load it with '
