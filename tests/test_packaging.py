@@ -56,8 +56,8 @@ def test_wheel_installs_into_a_clean_venv_and_resolves_package_configs(tmp_path)
     run([sys.executable, '-m', 'venv', '--without-pip', str(venv)])
     python = venv / 'bin' / 'python'
     site = Path(run([str(python), '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])']).stdout.strip())
-    run([sys.executable, '-m', 'pip', '--python', str(python), 'install', '--no-deps', '--no-index', '--ignore-installed', '-q',
-         str(wheel)])
+    run([sys.executable, '-m', 'pip', '--python', str(python), 'install', '--no-deps', '--no-index',
+         '--ignore-installed', '-q', str(wheel)])
     # Then third-party packages from this environment, after the venv's own site-packages. The .pth files of a
     # directory added this way (the editable ivnext's among them) are not processed. (--ignore-installed: pip
     # running from this environment sees its editable ivnext and would otherwise call the wheel installed.)
