@@ -104,10 +104,10 @@ def extract_one(encoder: VideoEncoder, path: str, feature_file: str, output: str
         dict: The video's metadata (what ``<id>.json`` holds).
     """
     reader = open_video(path, backend)
+    tmp = feature_file + '.tmp.npy'
     try:
         plan = encoder.plan(reader, stride, stride_unit, window, window_unit, include_tail)
         shape = (len(plan),)
-        tmp = feature_file + '.tmp.npy'
         out = None
         for first, feats in encoder.iter_features(reader, plan, output, batch_size, precision):
             if out is None:
@@ -119,6 +119,8 @@ def extract_one(encoder: VideoEncoder, path: str, feature_file: str, output: str
         os.replace(tmp, feature_file)
     finally:
         reader.close()
+        if osp.exists(tmp):  # a video that failed part-way leaves no partial file
+            os.remove(tmp)
     return dict(video=path, features=osp.basename(feature_file), shape=list(shape), output=output,
                 backend=reader.backend, num_frames=reader.num_frames, source_fps=reader.fps,
                 duration=reader.duration, sample_fps=plan.sample_fps,
