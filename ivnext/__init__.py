@@ -1,12 +1,27 @@
 """ivnext: InternVideo-Next video foundation models as MMEngine / mmaction2 plugins."""
 from .compat import apply_all as _apply_compat
+from .compat import patch_mmengine_package_configs as _patch_package_configs
 
 _apply_compat()
+_patch_package_configs()
 
 from . import models  # noqa: E402,F401  (registers every module into mmaction2's registries)
 from . import engine  # noqa: E402,F401  (optimizer constructors)
 from . import hooks  # noqa: E402,F401  (runner hooks)
 from . import datasets  # noqa: E402,F401  (K-Mash dataset and transforms)
+from . import video  # noqa: E402,F401  (VideoInit / VideoDecode: decord, PyAV, torchcodec)
+from . import registry  # noqa: E402,F401  (the `ivnext` scope of `ivnext::` configs)
 from .version import __version__  # noqa: E402
 
-__all__ = ['__version__']
+# The public API, imported on first use so that `import ivnext` stays light.
+_API = ('load_encoder', 'VideoEncoder', 'VideoFeatures', 'Preprocessing', 'extract_videos')
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+__all__ = ['__version__', *_API]

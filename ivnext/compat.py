@@ -209,3 +209,56 @@ def apply_all() -> None:
     patch_mmengine_checkpoint_loading()
     patch_mmengine_cpu_distributed()
     _APPLIED = True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Config inheritance from packages (`_base_ = 'mmaction::...'` / `'ivnext::...'`) without pkg_resources.
+# --------------------------------------------------------------------------------------------------------------
+def _installed_path(package: str) -> str:
+    """Folder of an importable top-level ``package`` (pkg_resources-free ``get_installed_path``)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        from importlib import metadata
+        try:  # a distribution name that differs from its module (mmaction2 -> mmaction)
+            top = (metadata.distribution(package).read_text('top_level.txt') or '').split()
+        except metadata.PackageNotFoundError:
+            top = []
+        spec = importlib.util.find_spec(top[0]) if top else None
+    if spec is None:
+        raise ModuleNotFoundError(f'{package} is not installed')
+    if spec.origin is None:
+        raise RuntimeError(f'{package} is a namespace package; its installed path is ambiguous')
+    return osp.dirname(spec.origin)
+
+
+def _is_installed(package: str) -> bool:
+    try:
+        _installed_path(package)
+        return True
+    except (ModuleNotFoundError, RuntimeError):
+        return False
+
+
+def patch_mmengine_package_configs() -> None:
+    """Let MMEngine resolve ``pkg::path`` configs without ``pkg_resources`` and know the ``ivnext`` scope.
+
+    MMEngine 0.10 looks installed packages up with ``pkg_resources``, which setuptools >= 81 no longer ships,
+    so ``_base_ = 'mmaction::...'`` fails with ``No module named 'pkg_resources'``. When (and only when)
+    ``pkg_resources`` cannot be imported, MMEngine's two lookups are replaced by ``importlib`` equivalents.
+    ``ivnext`` is added to MMEngine's package table so ``_base_ = 'ivnext::_base_/models/...'`` resolves to the
+    configs shipped in ``ivnext/.mim/configs``.
+    """
+    from mmengine.config import config as config_module
+    from mmengine.config import utils as config_utils
+    config_utils.MODULE2PACKAGE.setdefault('ivnext', 'ivnext')
+    if importlib.util.find_spec('pkg_resources') is not None:
+        return
+    import mmengine.utils as utils_module
+    import mmengine.utils.package_utils as package_utils
+    modules = [package_utils, utils_module, config_module]
+    if 'mmengine.hub.hub' in sys.modules:
+        modules.append(sys.modules['mmengine.hub.hub'])
+    for module in modules:
+        module.get_installed_path = _installed_path
+        if hasattr(module, 'is_installed'):
+            module.is_installed = _is_installed

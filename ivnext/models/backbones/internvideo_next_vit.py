@@ -77,8 +77,13 @@ class InternVideoNextViT(BaseModule):
         with_cp: Activation checkpointing on every block.
         frozen_stages: Freeze patch embedding, CLS tokens and the first ``frozen_stages`` blocks (-1: none).
         use_flash_attn: Prefer flash-attn kernels when installed (same weights and results as SDPA).
-        with_clip_projector: Build the attention-pooling projector.
-        clip_embed_dims: Projector output width.
+        with_clip_projector: Build the attention-pooling projector. None (default): build it only when the
+            output may be pooled, i.e. for ``out_type='pooled'`` and ``'tokens'`` (pretraining algorithms pool the
+            tokens through :meth:`pool`); ``'featmap'`` / ``'avg'`` encoders have no parameters that no output
+            uses (DDP without ``find_unused_parameters``). Released weights carry projector keys; an encoder built
+            without a projector drops them on load.
+        clip_embed_dims: Projector output width (the ``in_channels`` of a head on ``'pooled'`` outputs; see
+            :attr:`out_channels`).
         clip_num_heads: Projector heads.
         pretrained: Path of a released or ivnext encoder checkpoint loaded in :meth:`init_weights`.
         init_cfg: MMEngine init config.
@@ -99,7 +104,7 @@ class InternVideoNextViT(BaseModule):
                  with_cp: bool = False,
                  frozen_stages: int = -1,
                  use_flash_attn: bool = True,
-                 with_clip_projector: bool = True,
+                 with_clip_projector: Optional[bool] = None,
                  clip_embed_dims: int = 768,
                  clip_num_heads: int = 16,
                  pretrained: Optional[str] = None,
@@ -117,6 +122,8 @@ class InternVideoNextViT(BaseModule):
         if img_size % patch_size or num_frames % tubelet_size:
             raise ValueError(f'img_size {img_size} / num_frames {num_frames} must be divisible by '
                              f'patch_size {patch_size} / tubelet_size {tubelet_size}')
+        if with_clip_projector is None:
+            with_clip_projector = out_type in ('pooled', 'tokens')
         if out_type == 'pooled' and not with_clip_projector:
             raise ValueError("out_type='pooled' needs with_clip_projector=True")
         self.embed_dims = arch['embed_dims']
@@ -152,8 +159,21 @@ class InternVideoNextViT(BaseModule):
         self.clip_projector = (AttentionPoolingBlock(self.embed_dims, clip_num_heads, clip_embed_dims)
                                if with_clip_projector else None)
         self.clip_embed_dims = clip_embed_dims if with_clip_projector else None
+        self._register_load_state_dict_pre_hook(self._drop_unbuilt_projector_keys)
         self._init_parameters()
         self._freeze_stages()
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of :meth:`forward`'s output: ``in_channels`` of a head on it (the projector width for
+        ``'pooled'``, the encoder width otherwise)."""
+        return self.clip_embed_dims if self.out_type == 'pooled' else self.embed_dims
+
+    def _drop_unbuilt_projector_keys(self, state_dict: Dict, prefix: str, *args) -> None:
+        """Load-time hook: without a projector, ignore the ``clip_projector.*`` entries of released weights."""
+        if self.clip_projector is None:
+            for key in [k for k in state_dict if k.startswith(prefix + 'clip_projector.')]:
+                del state_dict[key]
 
     # ------------------------------------------------------------------ init
     def _init_parameters(self) -> None:

@@ -1,0 +1,16 @@
+"""The public Python API: load an encoder, encode videos, extract windowed features for folders of videos.
+
+Example::
+
+    import ivnext
+    encoder = ivnext.load_encoder('internvideo-next-base')          # from the local Hugging Face cache
+    out = encoder.encode('video.mp4', stride=1.0, stride_unit='seconds')
+    out.features, out.starts, out.ends                                # (W, 768), (W,), (W,)
+"""
+from .encoder import Preprocessing, VideoEncoder, VideoFeatures
+from .extraction import ExtractionSummary, extract_videos, list_videos
+from .hub import resolve_hub_id
+from .loading import PRESETS, load_encoder
+
+__all__ = ['Preprocessing', 'VideoEncoder', 'VideoFeatures', 'ExtractionSummary', 'extract_videos', 'list_videos',
+           'resolve_hub_id', 'PRESETS', 'load_encoder']

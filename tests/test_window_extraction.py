@@ -1,0 +1,108 @@
+"""Windowed extraction of long videos: window count and timestamps, per-video files and index, resume, bad
+videos skipped and listed, and the tools/extract_features.py --videos mode on the same implementation."""
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers_video import write_mp4
+
+from ivnext.api import Preprocessing, VideoEncoder, extract_videos
+
+TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'extract_features.py'
+TINY = dict(arch=dict(embed_dims=32, num_layers=1, num_heads=2, mlp_ratio=2.0), img_size=28, patch_size=14,
+            num_frames=4, with_clip_projector=True, clip_embed_dims=16, clip_num_heads=2, use_flash_attn=False)
+
+
+def long_video(path: Path, seconds: int, fps: int = 10, size: int = 32) -> Path:
+    """A ``seconds`` long video whose brightness encodes the frame number (so windows differ)."""
+    t = np.arange(seconds * fps)
+    frames = np.zeros((len(t), size, size, 3), dtype=np.uint8)
+    frames[..., 0] = (t % 200)[:, None, None]
+    frames[..., 1] = ((t // 10) * 7 % 255)[:, None, None]
+    frames[:, :, : size // 2, 2] = 200
+    return write_mp4(path, frames, fps=fps)
+
+
+@pytest.fixture(scope='module')
+def encoder() -> VideoEncoder:
+    torch.manual_seed(0)
+    return VideoEncoder(TINY, Preprocessing(num_frames=4, fps=4.0, resize=28, crop=28))
+
+
+@pytest.fixture(scope='module')
+def videos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('videos')
+    long_video(root / 'minute.mp4', 60)
+    long_video(root / 'sub' / 'short.mp4', 3)
+    (root / 'broken.mp4').write_bytes(b'not a video at all')
+    return root
+
+
+def test_sixty_second_video_window_count_and_timestamps(encoder, videos):
+    out = encoder.encode(str(videos / 'minute.mp4'), stride=1.0, stride_unit='seconds', batch_size=16)
+    # 600 frames at 10 fps sampled at 4 fps: 240 ticks (0 .. 59.75 s); windows of 4 ticks (1 s), stride 4 ticks.
+    assert out.features.shape == (60, 16)
+    np.testing.assert_allclose(out.starts, np.arange(60.0), atol=1e-6)
+    np.testing.assert_allclose(out.ends, np.arange(60.0) + 1.0, atol=1e-6)
+    # Nearest frames to 0, 0.25, 0.5, 0.75 s after each start (ties go to the earlier frame).
+    np.testing.assert_array_equal(out.frame_indices[7], [70, 72, 75, 77])
+    # A 2.5 s stride with include_tail: starts every 2.5 s, then a last window ending at the last tick.
+    tail = encoder.encode(str(videos / 'minute.mp4'), stride=2.5, stride_unit='seconds', include_tail=True,
+                          output='avg', batch_size=16)
+    np.testing.assert_allclose(tail.starts[:-1], np.arange(24) * 2.5, atol=1e-6)
+    assert tail.starts[-1] == pytest.approx(59.0) and tail.ends[-1] == pytest.approx(60.0)
+    torch.testing.assert_close(tail.features[0], encoder.encode(str(videos / 'minute.mp4'), stride=10,
+                                                                output='avg').features[0])
+
+
+def test_folder_extraction_files_index_resume_and_bad_videos(encoder, videos, tmp_path):
+    out_dir = tmp_path / 'feats'
+    summary = extract_videos(encoder, str(videos), str(out_dir), stride=1.0, stride_unit='seconds', batch_size=7,
+                             progress=False)
+    assert sorted(summary.done) == ['minute', 'sub/short'] and summary.windows == 60 + 3
+    assert [Path(p).name for p, _ in summary.bad] == ['broken.mp4']
+    index = json.loads((out_dir / 'index.json').read_text())
+    assert [v['id'] for v in index['videos']] == ['minute', 'sub/short']
+    assert index['bad_videos'][0]['video'].endswith('broken.mp4') and 'broken.mp4' in index['bad_videos'][0]['error']
+    assert 'broken.mp4' in (out_dir / 'bad_videos.txt').read_text()
+    rows = list(csv.DictReader(open(out_dir / 'index.csv')))
+    assert [int(r['num_windows']) for r in rows] == [60, 3]
+
+    feats = np.load(out_dir / 'features' / 'minute.npy')
+    meta = json.loads((out_dir / 'features' / 'minute.json').read_text())
+    assert feats.shape == (60, 16) and feats.dtype == np.float32
+    np.testing.assert_allclose(meta['starts'], np.arange(60.0), atol=1e-5)
+    assert meta['source_fps'] == pytest.approx(10.0) and meta['sample_fps'] == 4.0 and meta['window_frames'] == 4
+    # Chunked extraction (7 windows per pass) equals one encode() of the whole video.
+    direct = encoder.encode(str(videos / 'minute.mp4'), stride=1.0, stride_unit='seconds', batch_size=60)
+    np.testing.assert_allclose(feats, direct.features.numpy(), rtol=1e-5, atol=1e-6)
+    assert np.abs(feats[0] - feats[30]).max() > 1e-4
+
+    # Resume: done videos are skipped (files untouched), the bad one is tried again and listed again.
+    stamp = (out_dir / 'features' / 'minute.npy').stat().st_mtime_ns
+    again = extract_videos(encoder, str(videos), str(out_dir), stride=1.0, stride_unit='seconds', progress=False)
+    assert again.done == [] and sorted(again.skipped) == ['minute', 'sub/short'] and len(again.bad) == 1
+    assert (out_dir / 'features' / 'minute.npy').stat().st_mtime_ns == stamp
+    assert len(json.loads((out_dir / 'index.json').read_text())['videos']) == 2
+
+
+def test_tool_videos_mode_uses_the_same_extraction(encoder, videos, tmp_path):
+    spec = importlib.util.spec_from_file_location('extract_features_tool', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    encoder.save_pretrained(tmp_path / 'enc')
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f"{videos / 'sub' / 'short.mp4'}\n{videos / 'broken.mp4'}\n")
+    summary = tool.main([str(tmp_path / 'enc'), '--videos', str(listing), '--out-dir', str(tmp_path / 'out'),
+                         '--stride', '2', '--stride-unit', 'frames', '--output', 'tokens', '--no-progress',
+                         '--root', str(videos)])
+    assert summary.done == ['sub/short'] and len(summary.bad) == 1
+    tokens = np.load(tmp_path / 'out' / 'features' / 'sub' / 'short.npy')
+    # 3 s at 4 fps: 12 ticks; windows of 4 every 2 ticks -> 5 windows of 4 CLS + 4 x 2 x 2 tokens.
+    assert tokens.shape == (5, 4 + 16, 32)
+    direct = encoder.encode(str(videos / 'sub' / 'short.mp4'), stride=2, output='tokens')
+    np.testing.assert_allclose(tokens, direct.features.numpy(), rtol=1e-5, atol=1e-6)
