@@ -10,12 +10,13 @@ where it is not needed:
   fails. When (and only when) that exact error happens, the two operator
   schemas are declared (schema only, no kernel) and torchvision is imported
   again. A torchvision that imports cleanly is never touched.
-* **MMEngine checkpoints under ``weights_only=True``.** torch >= 2.6 defaults
-  ``torch.load`` to ``weights_only=True``; MMEngine checkpoints carry message
-  hubs and numpy scalars, so ``--resume`` and ``load_from`` fail. MMEngine's
-  local-file loader is re-registered to load the runner's own checkpoints with
-  ``weights_only=False``. Foreign weights (released checkpoints, teachers) are
-  read with ``weights_only=True`` or safetensors by ivnext's own loaders.
+* **No checkpoint loader is replaced.** MMEngine's loader keeps torch's
+  ``weights_only=True`` default, so no file is unpickled in full because ivnext
+  was imported. ivnext's own training checkpoints load weights-only through
+  ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an allow-list of the
+  MMEngine/numpy types they hold, active only inside ivnext's load calls), and
+  a full unpickle needs an explicit per-call opt-in (``--trust-checkpoint``,
+  ``trust_checkpoint=True``).
 * **mmaction2 1.2.0 wheel without its DRN localizer.** The wheel lacks
   ``mmaction/models/localizers/drn`` while ``mmaction.models.localizers``
   imports it, so ``import mmaction.models`` fails. When that package is missing,
@@ -66,20 +67,6 @@ def guard_torchvision_import() -> bool:
     guard_torchvision_import._library = lib
     import torchvision  # noqa: F401,F811
     return True
-
-
-def _load_mmengine_checkpoint(filename: str, map_location: Any = None) -> Any:
-    """MMEngine's local loader, reading the runner's own checkpoints in full."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} can not be found; check `load_from`/`--resume`.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def patch_mmengine_checkpoint_loading() -> None:
-    """Make MMEngine's local checkpoint scheme work with torch's weights-only default."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_mmengine_checkpoint)
 
 
 def patch_mmengine_cpu_distributed() -> None:
@@ -206,6 +193,5 @@ def apply_all() -> None:
     guard_torchvision_import()
     patch_mmaction_missing_drn()
     patch_transformers_reexports()
-    patch_mmengine_checkpoint_loading()
     patch_mmengine_cpu_distributed()
     _APPLIED = True
