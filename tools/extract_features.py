@@ -44,7 +44,7 @@ def load_backbone_weights(backbone: torch.nn.Module, path: str) -> None:
     Raises:
         KeyError: When encoder weights are missing from the file (features of random weights are useless).
     """
-    missing, _ = load_encoder_checkpoint(backbone, path, strict=False, allow_pickle=True)
+    missing, _ = load_encoder_checkpoint(backbone, path, strict=False)
     if missing:
         raise KeyError(f'{path} lacks encoder weights {missing}; is it an InternVideo-Next checkpoint?')
 
