@@ -12,7 +12,9 @@ default_hooks = dict(
     # weights-only loading and a refusal of checkpoints that do not fit the model (ivnext.hooks).
     checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3, save_best='auto'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    # Counts the clips SkipBadClips replaced (log: `bad_clips`), stops a split with more than 1% bad files.
+    bad_clips=dict(type='BadClipHook', max_bad_fraction=0.01))
 
 env_cfg = dict(
     cudnn_benchmark=False,

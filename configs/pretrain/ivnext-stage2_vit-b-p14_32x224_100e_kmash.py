@@ -45,7 +45,8 @@ test_pipeline = val_pipeline
 train_dataloader = dict(
     batch_size=14,
     dataset=dict(
-        type='ConcatDataset',
+        type='SkipBadClips',
+        wraps='ConcatDataset',
         datasets=[
             dict(type=dataset_type, ann_file=ann_file_flip, data_prefix=dict(video=data_root),
                  pipeline=train_pipeline_flip),

@@ -2,6 +2,8 @@
 from .demo_clips import (APPEARANCE_CLASSES, MOTION_CLASSES, DemoClipsConfig, build_demo_clips,
                          is_up_to_date, load_clip_records, read_manifest)
 from .kmash import KMashVideoDataset, TemporalWindow
+from .skip_bad_clips import SkipBadClips, SkipBadClipsMetric
 
 __all__ = ['APPEARANCE_CLASSES', 'MOTION_CLASSES', 'DemoClipsConfig', 'build_demo_clips', 'is_up_to_date',
-           'load_clip_records', 'read_manifest', 'KMashVideoDataset', 'TemporalWindow']
+           'load_clip_records', 'read_manifest', 'KMashVideoDataset', 'TemporalWindow', 'SkipBadClips',
+           'SkipBadClipsMetric']
