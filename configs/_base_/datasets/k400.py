@@ -3,7 +3,8 @@
 # Train: random resized crop to 224, flip, RandAugment (2 ops, magnitude 9, the same ops on every frame of a clip,
 # via mmaction2's TorchVisionWrapper); CutMix is a batch op and lives in the model's data_preprocessor.
 # Test: 1 clip x 3 crops (ThreeCrop, 224) as in the paper's evaluation.
-dataset_type = 'VideoDataset'
+# CheckedVideoDataset: mmaction2's VideoDataset whose list errors name file:line; labels checked against num_classes.
+dataset_type = 'CheckedVideoDataset'
 num_classes = 400
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
@@ -51,6 +52,7 @@ train_dataloader = dict(
     dataset=dict(
         type='SkipBadClips',
         wraps=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -62,6 +64,7 @@ val_dataloader = dict(
     dataset=dict(
         type='SkipBadClips',
         wraps=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root_val),
         pipeline=val_pipeline,
@@ -74,6 +77,7 @@ test_dataloader = dict(
     dataset=dict(
         type='SkipBadClips',
         wraps=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_test,
         data_prefix=dict(video=data_root_val),
         pipeline=test_pipeline,
