@@ -1,7 +1,8 @@
 """Environment compatibility fixes, applied once when ``ivnext`` is imported.
 
 Each fix targets one known incompatibility of the pinned stack and is inert
-where it is not needed:
+where it is not needed; each says why it cannot change what correct code
+does:
 
 * **torchvision CUDA wheel on CPU torch.** The only torchvision for torch 2.13
   is a CUDA build whose C extension does not load on the CPU build of torch;
@@ -9,28 +10,39 @@ where it is not needed:
   not exist``. timm and transformers import torchvision, so the whole stack
   fails. When (and only when) that exact error happens, the two operator
   schemas are declared (schema only, no kernel) and torchvision is imported
-  again. A torchvision that imports cleanly is never touched.
+  again. A torchvision that imports cleanly is never touched. *Safe:* only
+  operator schemas are declared, no kernels, so a call to ``nms`` still fails
+  as it did; without the fix nothing imports at all.
 * **No checkpoint loader is replaced.** MMEngine's loader keeps torch's
   ``weights_only=True`` default, so no file is unpickled in full because ivnext
   was imported. ivnext's own training checkpoints load weights-only through
   ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an allow-list of the
   MMEngine/numpy types they hold, active only inside ivnext's load calls), and
   a full unpickle needs an explicit per-call opt-in (``--trust-checkpoint``,
-  ``trust_checkpoint=True``).
+  ``trust_checkpoint=True``). *Safe:* nothing is patched.
 * **mmaction2 1.2.0 wheel without its DRN localizer.** The wheel lacks
   ``mmaction/models/localizers/drn`` while ``mmaction.models.localizers``
   imports it, so ``import mmaction.models`` fails. When that package is missing,
   a module is installed in its place whose ``DRN`` raises a clear error if
-  anyone builds it; every other mmaction2 model imports normally.
+  anyone builds it; every other mmaction2 model imports normally. *Safe:* it
+  only exists where the real module is absent, and fails loudly when used.
 * **mmaction2's vendored BERT on transformers 4.5x.** ``mmaction.models``
   (its VindLU model) imports ``apply_chunking_to_forward``,
   ``find_pruneable_heads_and_indices`` and ``prune_linear_layer`` from
   ``transformers.modeling_utils``; newer transformers keep them only in
-  ``transformers.pytorch_utils``. They are re-exported when absent.
+  ``transformers.pytorch_utils``. They are re-exported when absent. *Safe:*
+  the same functions under their former names; present names are kept.
 * **CPU/gloo distributed training.** MMEngine's PyTorch launcher calls
   ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``; both fail
   without CUDA. On machines without CUDA the launcher skips ``set_device`` and
-  the wrapper drops ``device_ids``. With CUDA nothing changes.
+  the wrapper drops ``device_ids`` (FSDP gets ``device_id='cpu'``). With CUDA
+  nothing changes. *Safe:* ``nccl`` cannot run without CUDA, so only runs that
+  would have failed take the gloo path.
+* **DeepSpeed imported on first use.** MMEngine imports ``deepspeed`` whenever
+  it is installed (seconds per process, sporadic aborts of gloo jobs at exit).
+  A stand-in module answers name/spec probes and imports the real package on
+  the first other access. *Safe:* every use of DeepSpeed reaches the real
+  module; only the moment of import changes.
 """
 import importlib
 import importlib.util
