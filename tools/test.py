@@ -17,6 +17,8 @@ from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from ivnext.hooks.safe_checkpoint_hook import prepare_runner_loading  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line."""
@@ -72,6 +74,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    prepare_runner_loading(runner)  # FlexibleRunner loads checkpoints before any hook runs
     runner.test()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()  # while the interpreter is intact, not in exit-time destructors

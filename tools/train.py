@@ -18,6 +18,8 @@ from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from ivnext.hooks.safe_checkpoint_hook import prepare_runner_loading  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line."""
@@ -110,7 +112,9 @@ def build_runner(cfg: Config) -> Runner:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    prepare_runner_loading(runner)  # FlexibleRunner loads checkpoints before any hook runs
+    runner.train()
     # Tear the process group down while the interpreter is intact; leaving it to exit-time destructors
     # can abort a rank after training has finished.
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -146,7 +146,18 @@ class SafeCheckpointHook(CheckpointHook):
         return osp.join(self.out_dir, osp.basename(runner.work_dir.rstrip(osp.sep)))
 
     def before_run(self, runner) -> None:
-        """Make the runner's loads safe, and choose the checkpoint to resume from."""
+        """Make the runner's loads safe, and choose the checkpoint to resume from (once per runner)."""
+        self.prepare_loading(runner)
+
+    def prepare_loading(self, runner) -> None:
+        """Wrap ``runner.load_checkpoint`` in the safe load scope and pick the checkpoint ``resume`` continues from.
+
+        ``Runner`` loads after ``before_run``; MMEngine's ``FlexibleRunner`` loads before it, so ivnext's tools
+        call this right after building the runner (see :func:`prepare_runner_loading`). Runs once per runner.
+        """
+        if getattr(runner, '_ivnext_safe_loading', False):
+            return
+        runner._ivnext_safe_loading = True
         trusted = bool(runner.cfg.get('trust_checkpoint', False))
         load = runner.load_checkpoint
 
@@ -162,7 +173,7 @@ class SafeCheckpointHook(CheckpointHook):
         # Only this runner's loads are wrapped; MMEngine's loader for everyone else stays as it is.
         runner.load_checkpoint = load_checkpoint
         # MMEngine reads ``resume``/``load_from`` from these attributes in ``load_or_resume`` (no public setter).
-        if runner._resume and runner._load_from is None:
+        if runner._resume is True and runner._load_from is None:
             directory = self._checkpoint_dir(runner)
             found = [None]
             if is_main_process():
@@ -177,11 +188,17 @@ class SafeCheckpointHook(CheckpointHook):
                 runner._load_from = found[0]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Refuse a checkpoint that does not fit the model; keep the random states of a resume for later."""
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        state = checkpoint.get('state_dict', checkpoint)
-        state = {re.sub(r'^module\.', '', k): v for k, v in state.items() if k != '_metadata'}
-        report = fit_report(model.state_dict(), state)
+        """Refuse a checkpoint that does not fit the model; keep the random states of a resume for later.
+
+        Under ``FlexibleRunner`` the strategy (FSDP, DeepSpeed) loads the weights into its own wrapped model, so the
+        key check is left to it.
+        """
+        report = {}
+        if not hasattr(runner, 'strategy') and isinstance(checkpoint.get('state_dict', checkpoint), dict):
+            model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+            state = checkpoint.get('state_dict', checkpoint)
+            state = {re.sub(r'^module\.', '', k): v for k, v in state.items() if k != '_metadata'}
+            report = fit_report(model.state_dict(), state)
         if any(report.values()):
             message = format_fit_report(runner._load_from or '<checkpoint>', report, PARTIAL_OPT_IN)
             if not runner.cfg.get('allow_partial_load', False):
@@ -262,6 +279,13 @@ class SafeCheckpointHook(CheckpointHook):
                 if old_path != final:
                     _remove(old_path)
         self._rng_states = None
+
+
+def prepare_runner_loading(runner) -> None:
+    """Apply :meth:`SafeCheckpointHook.prepare_loading` of the runner's checkpoint hook now, if it has one."""
+    for hook in runner.hooks:
+        if isinstance(hook, SafeCheckpointHook):
+            hook.prepare_loading(runner)
 
 
 class _RestoreAfter:

@@ -54,10 +54,13 @@ def mmengine_checkpoint_globals() -> List[Any]:
     """The non-tensor types in MMEngine training checkpoints, as ivnext's runs write them.
 
     The message hub stores ``HistoryBuffer`` objects (logged scalars as numpy arrays, and their statistics methods
-    by name) and numpy scalars (``numpy.core.multiarray.scalar`` of a dtype). Rebuilding these only allocates
-    arrays of plain numbers; they run no code of the file's choosing. Anything else stays refused.
+    by name) and numpy scalars (``numpy.core.multiarray.scalar`` of a dtype); FlexibleRunner (DeepSpeed) checkpoints
+    also hold MMEngine ``ConfigDict`` s (a ``dict`` subclass filled item by item). Rebuilding these only allocates
+    arrays of plain numbers and dictionaries of already-allowed values; they run no code of the file's choosing.
+    Anything else stays refused.
     """
     import numpy as np
+    from mmengine.config import ConfigDict
     from mmengine.logging import HistoryBuffer
     try:
         from numpy._core.multiarray import _reconstruct, scalar
@@ -65,7 +68,7 @@ def mmengine_checkpoint_globals() -> List[Any]:
         from numpy.core.multiarray import _reconstruct, scalar
     dtypes = [type(np.dtype(name)) for name in ('float64', 'float32', 'float16', 'int64', 'int32', 'int16',
                                                  'int8', 'uint8', 'bool')]
-    return [HistoryBuffer, _reconstruct, scalar, np.ndarray, np.dtype, *dtypes,
+    return [HistoryBuffer, ConfigDict, _reconstruct, scalar, np.ndarray, np.dtype, *dtypes,
             (_history_buffer_statistic, 'builtins.getattr')]
 
 
