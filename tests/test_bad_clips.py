@@ -98,3 +98,12 @@ def test_a_split_over_the_ceiling_stops_with_the_list(bad_files, video_clips, tm
     with pytest.raises(RuntimeError, match='exceed the ceiling of 2') as err:
         run(cfg, tmp_path / 'test', 'test')
     assert 'bad_zero_bytes.mp4' in str(err.value) or 'bad_truncated.mp4' in str(err.value)
+
+
+def test_an_evaluator_that_would_score_stand_ins_is_named(bad_files, video_clips, tmp_path, tiny_cfg, capsys):
+    ann = write_list(tmp_path / 'test.txt', video_clips.val_ann_file, bad_files)
+    cfg = wrapped(tiny_cfg, ann)
+    cfg.test_evaluator = dict(type='AccMetric')
+    _, metrics = run(cfg, tmp_path / 'test', 'test')
+    assert metrics['bad_clips/test'] == 4
+    assert "wrap it as test_evaluator = dict(type='SkipBadClipsMetric'" in capsys.readouterr().out

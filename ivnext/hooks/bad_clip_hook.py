@@ -67,6 +67,10 @@ class BadClipHook(Hook):
             runner.logger.warning(f'{len(merged)} bad clips left out of the {mode} split:\n' + '\n'.join(
                 merged[path] for path in sorted(merged)))
         if metrics is not None:
+            if merged and not any(key.endswith('/bad_clips') or key == 'bad_clips' for key in metrics):
+                runner.logger.warning(
+                    f'the {mode} evaluator scored the stand-ins of {len(merged)} bad clips: wrap it as '
+                    f"{mode}_evaluator = dict(type='SkipBadClipsMetric', metric=<your metric>) to leave them out")
             metrics[f'bad_clips/{mode}'] = len(merged)
         self.bad[mode] = {}
 
