@@ -1,7 +1,8 @@
 """Environment compatibility fixes, applied once when ``ivnext`` is imported.
 
 Each fix targets one known incompatibility of the pinned stack and is inert
-where it is not needed:
+where it is not needed; each says why it cannot change what correct code
+does:
 
 * **torchvision CUDA wheel on CPU torch.** The only torchvision for torch 2.13
   is a CUDA build whose C extension does not load on the CPU build of torch;
@@ -9,27 +10,39 @@ where it is not needed:
   not exist``. timm and transformers import torchvision, so the whole stack
   fails. When (and only when) that exact error happens, the two operator
   schemas are declared (schema only, no kernel) and torchvision is imported
-  again. A torchvision that imports cleanly is never touched.
-* **MMEngine checkpoints under ``weights_only=True``.** torch >= 2.6 defaults
-  ``torch.load`` to ``weights_only=True``; MMEngine checkpoints carry message
-  hubs and numpy scalars, so ``--resume`` and ``load_from`` fail. MMEngine's
-  local-file loader is re-registered to load the runner's own checkpoints with
-  ``weights_only=False``. Foreign weights (released checkpoints, teachers) are
-  read with ``weights_only=True`` or safetensors by ivnext's own loaders.
+  again. A torchvision that imports cleanly is never touched. *Safe:* only
+  operator schemas are declared, no kernels, so a call to ``nms`` still fails
+  as it did; without the fix nothing imports at all.
+* **No checkpoint loader is replaced.** MMEngine's loader keeps torch's
+  ``weights_only=True`` default, so no file is unpickled in full because ivnext
+  was imported. ivnext's own training checkpoints load weights-only through
+  ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an allow-list of the
+  MMEngine/numpy types they hold, active only inside ivnext's load calls), and
+  a full unpickle needs an explicit per-call opt-in (``--trust-checkpoint``,
+  ``trust_checkpoint=True``). *Safe:* nothing is patched.
 * **mmaction2 1.2.0 wheel without its DRN localizer.** The wheel lacks
   ``mmaction/models/localizers/drn`` while ``mmaction.models.localizers``
   imports it, so ``import mmaction.models`` fails. When that package is missing,
   a module is installed in its place whose ``DRN`` raises a clear error if
-  anyone builds it; every other mmaction2 model imports normally.
+  anyone builds it; every other mmaction2 model imports normally. *Safe:* it
+  only exists where the real module is absent, and fails loudly when used.
 * **mmaction2's vendored BERT on transformers 4.5x.** ``mmaction.models``
   (its VindLU model) imports ``apply_chunking_to_forward``,
   ``find_pruneable_heads_and_indices`` and ``prune_linear_layer`` from
   ``transformers.modeling_utils``; newer transformers keep them only in
-  ``transformers.pytorch_utils``. They are re-exported when absent.
+  ``transformers.pytorch_utils``. They are re-exported when absent. *Safe:*
+  the same functions under their former names; present names are kept.
 * **CPU/gloo distributed training.** MMEngine's PyTorch launcher calls
   ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``; both fail
   without CUDA. On machines without CUDA the launcher skips ``set_device`` and
-  the wrapper drops ``device_ids``. With CUDA nothing changes.
+  the wrapper drops ``device_ids`` (FSDP gets ``device_id='cpu'``). With CUDA
+  nothing changes. *Safe:* ``nccl`` cannot run without CUDA, so only runs that
+  would have failed take the gloo path.
+* **DeepSpeed imported on first use.** MMEngine imports ``deepspeed`` whenever
+  it is installed (seconds per process, sporadic aborts of gloo jobs at exit).
+  A stand-in module answers name/spec probes and imports the real package on
+  the first other access. *Safe:* every use of DeepSpeed reaches the real
+  module; only the moment of import changes.
 """
 import importlib
 import importlib.util
@@ -66,20 +79,6 @@ def guard_torchvision_import() -> bool:
     guard_torchvision_import._library = lib
     import torchvision  # noqa: F401,F811
     return True
-
-
-def _load_mmengine_checkpoint(filename: str, map_location: Any = None) -> Any:
-    """MMEngine's local loader, reading the runner's own checkpoints in full."""
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} can not be found; check `load_from`/`--resume`.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def patch_mmengine_checkpoint_loading() -> None:
-    """Make MMEngine's local checkpoint scheme work with torch's weights-only default."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', force=True)(_load_mmengine_checkpoint)
 
 
 def patch_mmengine_cpu_distributed() -> None:
@@ -206,7 +205,6 @@ def apply_all() -> None:
     guard_torchvision_import()
     patch_mmaction_missing_drn()
     patch_transformers_reexports()
-    patch_mmengine_checkpoint_loading()
     patch_mmengine_cpu_distributed()
     _APPLIED = True
 

@@ -45,13 +45,13 @@ optim_wrapper = dict(_delete_=True, **{optim_wrapper!r})
     assert 'Iter(train) [2/2]' in output
     # DeepSpeed writes a checkpoint directory; ivnext reads its module weights like any checkpoint.
     assert (work / 'iter_2.pth' / 'mp_rank_00_model_states.pt').is_file()
-    state = read_state_dict(str(work / 'iter_2.pth'), allow_pickle=True)
+    state = read_state_dict(str(work / 'iter_2.pth'))
     assert not any(k.startswith('teacher.') for k in state)
     model = MODELS.build(Config.fromfile(str(config)).model)
     model.load_state_dict(state, strict=True)
     assert next(iter(state.values())).dtype == torch.bfloat16  # ZeRO bf16 keeps bf16 module weights
     # the second ZeRO step moved encoder and decoder weights
-    first = read_state_dict(str(work / 'iter_1.pth'), allow_pickle=True)
+    first = read_state_dict(str(work / 'iter_1.pth'))
     moved = [k for k in state if not torch.equal(state[k], first[k])]
     assert any(k.startswith('backbone.blocks') for k in moved) and any(k.startswith('head.') for k in moved)
 

@@ -24,7 +24,8 @@ def load(name):
 
 def pipelines(cfg):
     dataset = cfg.train_dataloader.dataset
-    return [d.pipeline for d in dataset.datasets] if dataset.type == 'ConcatDataset' else [dataset.pipeline]
+    concat = 'ConcatDataset' in (dataset.type, dataset.get('wraps'))  # bare or inside SkipBadClips
+    return [d.pipeline for d in dataset.datasets] if concat else [dataset.pipeline]
 
 
 def step(pipeline, name):

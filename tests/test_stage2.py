@@ -10,6 +10,7 @@ from mmengine.optim import OptimWrapper
 
 import ivnext  # noqa: F401
 from ivnext.hooks import TeacherEMAHook
+from ivnext.utils.checkpoint import CheckpointMismatchError
 from mmaction.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +61,11 @@ def test_missing_and_unexpected_keys_are_reported_by_name(tmp_path):
     _, path = stage1_checkpoint(tmp_path, drop=('neck.mask_token', 'backbone.cls_token'),
                                 extra={'backbone.extra_proj.weight': torch.zeros(2, 2)})
     model = build(model_cfg(STAGE2_CFG))
+    with pytest.raises(CheckpointMismatchError) as err:
+        model.load_stage1(str(path))
+    for key in ('backbone.cls_token', 'neck.mask_token', 'backbone.extra_proj.weight', 'stage1_partial_load'):
+        assert key in str(err.value)
+    model = build(model_cfg(STAGE2_CFG, stage1_partial_load=True))
     report = model.load_stage1(str(path))
     assert report['backbone']['missing'] == ['cls_token']
     assert report['backbone']['unexpected'] == ['extra_proj.weight']

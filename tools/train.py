@@ -18,6 +18,8 @@ from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from ivnext.hooks.safe_checkpoint_hook import prepare_runner_loading  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Parse the command line."""
@@ -34,6 +36,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--diff-rank-seed', action='store_true', help='use a different seed on each rank')
     parser.add_argument('--deterministic', action='store_true', help='deterministic cuDNN algorithms')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle the loaded / resumed checkpoint in full (it can run code stored in the file: '
+                        'only for files you trust); by default checkpoints load weights-only')
+    parser.add_argument('--partial-load', action='store_true',
+                        help='load the keys of the checkpoint that fit the model and warn about the rest (by default '
+                        'a checkpoint with missing, unexpected or differently shaped keys stops the run)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value (nested keys with dots, lists as key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -75,6 +83,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
 
+    if args.trust_checkpoint:
+        cfg.trust_checkpoint = True
+    if args.partial_load:
+        cfg.allow_partial_load = True
+
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
             raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` in the config.')
@@ -99,7 +112,9 @@ def build_runner(cfg: Config) -> Runner:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    prepare_runner_loading(runner)  # FlexibleRunner loads checkpoints before any hook runs
+    runner.train()
     # Tear the process group down while the interpreter is intact; leaving it to exit-time destructors
     # can abort a rank after training has finished.
     if torch.distributed.is_available() and torch.distributed.is_initialized():

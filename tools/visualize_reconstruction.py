@@ -25,9 +25,10 @@ from mmaction.registry import MODELS  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.dataset import Compose  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
 
 from ivnext.models.utils import unpatchify  # noqa: E402
+from ivnext.utils.checkpoint import CheckpointMismatchError, fit_report, format_fit_report  # noqa: E402
+from ivnext.utils.checkpoint import read_state_dict, strip_prefixes  # noqa: E402
 
 LABEL_WIDTH = 96
 ROW_NAMES = ('original', 'masked', 'reconstructed')
@@ -42,17 +43,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=None, help='diffusion sampling steps (default: the head\'s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the mask and of the sampler noise')
     parser.add_argument('--device', default='cpu', help='torch device')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle the checkpoint in full (only for a file you trust: it can run code in it)')
+    parser.add_argument('--partial-load', action='store_true',
+                        help='load the checkpoint keys that fit the model and warn about the rest')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
     return parser.parse_args(argv)
 
 
-def load_model(cfg: Config, checkpoint: str, device: str) -> torch.nn.Module:
-    """Build the Stage-1 model of ``cfg`` and load ``checkpoint`` (teachers keep their own weights)."""
+def load_model(cfg: Config, checkpoint: str, device: str, trusted: bool = False,
+               partial: bool = False) -> torch.nn.Module:
+    """Build the Stage-1 model of ``cfg`` and load ``checkpoint`` (teachers keep their own weights).
+
+    The checkpoint is read weights-only unless ``trusted``; keys that do not fit the model stop the tool unless
+    ``partial``.
+    """
     model = MODELS.build(cfg.model)
     if not hasattr(model, 'reconstruct'):
         raise TypeError(f'{type(model).__name__} has no reconstruct(); use a Stage-1 (InternVideoNextStage1) config')
     model.init_weights()
-    load_checkpoint(model, checkpoint, map_location='cpu', strict=False)
+    expected = model.state_dict()
+    state = strip_prefixes(read_state_dict(checkpoint, trusted, opt_in='--trust-checkpoint'), expected.keys(),
+                           prefixes=('module.',))
+    report = fit_report(expected, state)
+    if any(report.values()):
+        message = format_fit_report(checkpoint, report, '--partial-load')
+        if not partial:
+            raise CheckpointMismatchError(message)
+        print(f'warning: {message}')
+    model.load_state_dict({k: v for k, v in state.items() if k in expected and v.shape == expected[k].shape},
+                          strict=False)
     return model.to(device).eval()
 
 
@@ -95,12 +115,12 @@ def make_grid(rows: Dict[str, np.ndarray], gap: int = 2) -> np.ndarray:
 
 
 def visualize(cfg: Config, checkpoint: str, video: str, out: str, steps: Optional[int] = None, seed: int = 0,
-              device: str = 'cpu') -> np.ndarray:
+              device: str = 'cpu', trusted: bool = False, partial: bool = False) -> np.ndarray:
     """Write the grid PNG to ``out`` and return it (RGB uint8)."""
     import cv2
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     torch.manual_seed(seed)
-    model = load_model(cfg, checkpoint, device)
+    model = load_model(cfg, checkpoint, device, trusted, partial)
     data = model.data_preprocessor(dict(inputs=[read_clip(cfg, model, video)[0]], data_samples=None), False)
     clips = model.flatten_clips(data['inputs'])[:1]
     generator = torch.Generator(device=clips.device).manual_seed(seed)
@@ -130,7 +150,8 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    grid = visualize(cfg, args.checkpoint, args.video, args.out, args.steps, args.seed, args.device)
+    grid = visualize(cfg, args.checkpoint, args.video, args.out, args.steps, args.seed, args.device,
+                     args.trust_checkpoint, args.partial_load)
     print(f'wrote {args.out} ({grid.shape[1]}x{grid.shape[0]})')
 
 

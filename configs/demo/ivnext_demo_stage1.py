@@ -124,7 +124,7 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=5),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1,
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1,
                     save_last=True, save_best=None))
 log_processor = dict(by_epoch=False, window_size=5)
 randomness = dict(seed=0)

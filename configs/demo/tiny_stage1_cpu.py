@@ -74,6 +74,6 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, 
 
 default_hooks = dict(
     logger=dict(interval=1),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=3, save_best=None))
+    checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=3, save_best=None))
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0)

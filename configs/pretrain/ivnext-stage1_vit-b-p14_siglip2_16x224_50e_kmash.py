@@ -15,5 +15,5 @@ custom_imports = dict(imports=['ivnext', 'ivnext.datasets'], allow_failed_import
 
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best=None))
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3, save_best=None))
 log_processor = dict(by_epoch=True, window_size=50)

@@ -45,7 +45,8 @@ test_pipeline = val_pipeline
 train_dataloader = dict(
     batch_size=14,
     dataset=dict(
-        type='ConcatDataset',
+        type='SkipBadClips',
+        wraps='ConcatDataset',
         datasets=[
             dict(type=dataset_type, ann_file=ann_file_flip, data_prefix=dict(video=data_root),
                  pipeline=train_pipeline_flip),
@@ -58,5 +59,5 @@ model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameter
 
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_best=None))
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3, save_best=None))
 log_processor = dict(by_epoch=True, window_size=50)

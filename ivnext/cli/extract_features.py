@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 import ivnext  # noqa: F401
+from ivnext.datasets.skip_bad_clips import BAD_CLIPS_KEY, PLACEHOLDER_KEY
 from ivnext.utils.checkpoint import load_encoder_checkpoint
 from mmaction.registry import MODELS
 from mmengine.config import Config, DictAction
@@ -50,18 +51,22 @@ MODES = ('pooled', 'tokens', 'avg')
 SUFFIXES = ('.npy', '.npz', '.pt', '.pth')
 
 
-def load_backbone_weights(backbone: torch.nn.Module, path: str) -> None:
+def load_backbone_weights(backbone: torch.nn.Module, path: str, trusted: bool = False) -> None:
     """Load encoder weights from any checkpoint (released, exported, recognizer or MMEngine training run).
+
+    The file is read weights-only; ``trusted`` unpickles it in full (files of your own origin only).
 
     Raises:
         KeyError: When encoder weights are missing from the file (features of random weights are useless).
     """
-    missing, _ = load_encoder_checkpoint(backbone, path, strict=False, allow_pickle=True)
+    missing, _ = load_encoder_checkpoint(backbone, path, strict=False, trusted=trusted,
+                                         opt_in='`--trust-checkpoint`')
     if missing:
         raise KeyError(f'{path} lacks encoder weights {missing}; is it an InternVideo-Next checkpoint?')
 
 
-def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str) -> torch.nn.Module:
+def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str,
+                trusted: bool = False) -> torch.nn.Module:
     """The config's model with the backbone set to ``out_type=mode`` and its weights loaded, in eval mode."""
     backbone_cfg = cfg.model.backbone
     if backbone_cfg.get('type') != 'InternVideoNextViT':
@@ -73,7 +78,7 @@ def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str) 
         backbone_cfg.pretrained = None
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
-        load_backbone_weights(model.backbone, checkpoint)
+        load_backbone_weights(model.backbone, checkpoint, trusted)
     else:
         model.backbone.init_weights()
     return model.to(device).eval()
@@ -81,12 +86,15 @@ def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str) 
 
 def extract(cfg: Config, checkpoint: Optional[str], mode: str = 'pooled', split: str = 'test',
             batch_size: Optional[int] = None, num_workers: Optional[int] = None, average_views: bool = False,
-            device: str = 'cpu') -> Dict:
+            device: str = 'cpu', trusted: bool = False) -> Dict:
     """Run the backbone over every clip of ``split``.
+
+    Clips that cannot be read are left out when the split's dataset is wrapped in ``SkipBadClips`` (every base
+    dataset config is): their stand-ins are dropped and the files are listed in ``bad_clips``.
 
     Returns:
         dict: ``features`` (N, V, ...) or (N, ...) float32 tensor, ``labels`` (N,) int64 tensor,
-        ``filenames`` list of str.
+        ``filenames`` list of str (the N kept clips), ``bad_clips`` list of ``'path: reason'`` str.
     """
     if mode not in MODES:
         raise ValueError(f'--mode must be one of {MODES}, got {mode!r}')
@@ -102,10 +110,12 @@ def extract(cfg: Config, checkpoint: Optional[str], mode: str = 'pooled', split:
         loader_cfg.persistent_workers = num_workers > 0 and loader_cfg.get('persistent_workers', False)
     loader_cfg.sampler = dict(type='DefaultSampler', shuffle=False)
     loader = Runner.build_dataloader(loader_cfg)
-    model = build_model(cfg, checkpoint, mode, device)
+    model = build_model(cfg, checkpoint, mode, device, trusted)
 
     feats: List[torch.Tensor] = []
     labels: List[torch.Tensor] = []
+    keep: List[bool] = []
+    bad: List[str] = []
     progress = ProgressBar(len(loader.dataset))
     with torch.no_grad():
         for data in loader:
@@ -116,15 +126,25 @@ def extract(cfg: Config, checkpoint: Optional[str], mode: str = 'pooled', split:
             if isinstance(out, (tuple, list)):
                 raise ValueError('the backbone returns several out_indices; set model.backbone.out_indices=-1')
             out = out.float().view(b, v, *out.shape[1:])
-            feats.append((out.mean(1) if average_views else out).cpu())
-            for sample in data['data_samples']:
-                labels.append(sample.gt_label.view(-1)[:1].long().cpu())
+            out = out.mean(1) if average_views else out
+            samples = data['data_samples']
+            placeholder = torch.tensor([bool(s.metainfo.get(PLACEHOLDER_KEY, False)) for s in samples])
+            feats.append(out.cpu()[~placeholder])
+            for sample, is_placeholder in zip(samples, placeholder.tolist()):
+                bad.extend(sample.metainfo.get(BAD_CLIPS_KEY, []))
+                keep.append(not is_placeholder)
+                if not is_placeholder:
+                    labels.append(sample.gt_label.view(-1)[:1].long().cpu())
             progress.update(b)
     sys.stdout.write('\n')
     # The sampler is sequential in one process, so clips come in dataset order.
     dataset = loader.dataset
-    names = [str(dataset.get_data_info(i).get('filename', '')) for i in range(len(dataset))]
-    return dict(features=torch.cat(feats), labels=torch.cat(labels), filenames=names)
+    names = [str(dataset.get_data_info(i).get('filename', '')) for i in range(len(dataset)) if keep[i]]
+    bad = list(dict.fromkeys(bad))
+    if bad:
+        print(f'{len(bad)} clip(s) could not be read and are left out:\n  ' + '\n  '.join(bad))
+    labels_out = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
+    return dict(features=torch.cat(feats), labels=labels_out, filenames=names, bad_clips=bad)
 
 
 def save(result: Dict, out: str, mode: str, config: str) -> List[str]:
@@ -159,6 +179,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-workers', type=int, default=None, help='override the dataloader workers')
     parser.add_argument('--average-views', action='store_true', help='average the views (crops / clips) per video')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='allow a checkpoint that pickles Python objects (files of your own origin only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
     return parser.parse_args(argv)
 
@@ -234,7 +256,7 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
     result = extract(cfg, checkpoint, args.mode, args.split, args.batch_size, args.num_workers,
-                     args.average_views, args.device)
+                     args.average_views, args.device, args.trust_checkpoint)
     paths = save(result, args.out, args.mode, args.config)
     print(f"features {tuple(result['features'].shape)}, labels {tuple(result['labels'].shape)} -> {', '.join(paths)}")
 

@@ -1,11 +1,11 @@
 """K-Mash style pretraining lists: mmaction2 video lists whose lines may carry a time window."""
-import os.path as osp
 from typing import Dict, List
 
 from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS, TRANSFORMS
 from mmcv.transforms import BaseTransform
-from mmengine.fileio import exists, list_from_file
+
+from .video_list import read_video_list
 
 
 @DATASETS.register_module()
@@ -13,7 +13,8 @@ class KMashVideoDataset(VideoDataset):
     """mmaction2 ``VideoDataset`` whose lines may restrict sampling to a time window of the video.
 
     Each line is ``path label`` (the whole video, mmaction2's format) or ``path label start end total``: seconds
-    ``[start, end]`` of a video lasting ``total`` seconds (trimmed ActivityNet / HACS segments in K-Mash). The
+    ``[start, end]`` of a video lasting ``total`` seconds (trimmed ActivityNet / HACS segments in K-Mash), or the
+    path alone (label ``-1``: pretraining needs no labels). Errors name ``file:line``. The
     window is stored as ``time_window=(start, end, total)`` and applied by :class:`TemporalWindow` once the
     video's frame count is known (after ``DecordInit``). ``tools/data/convert_kmash_list.py`` writes these lists.
 
@@ -22,22 +23,18 @@ class KMashVideoDataset(VideoDataset):
     """
 
     def load_data_list(self) -> List[dict]:
-        """Parse ``path label [start end total]`` lines."""
-        exists(self.ann_file)
+        """Parse ``path``, ``path label`` and ``path label start end total`` lines."""
+        rows = read_video_list(self.ann_file, self.delimiter, self.data_prefix['video'], self.num_classes,
+                               label_required=False, field_counts=(2, 5),
+                               line_format='"path", "path label" or "path label start end total"')
         data_list = []
-        for number, line in enumerate(list_from_file(self.ann_file), 1):
-            fields = line.strip().split(self.delimiter)
-            if not fields or not fields[0]:
-                continue
-            if len(fields) not in (2, 5):
-                raise ValueError(f'{self.ann_file}:{number}: expected "path label" or "path label start end total", '
-                                 f'got {line.strip()!r}')
-            filename = fields[0]
-            if self.data_prefix['video'] is not None:
-                filename = osp.join(self.data_prefix['video'], filename)
-            info = dict(filename=filename, label=int(fields[1]))
-            if len(fields) == 5:
-                info['time_window'] = tuple(float(v) for v in fields[2:])
+        for where, path, label, window in rows:
+            info = dict(filename=path, label=label)
+            if window:
+                try:
+                    info['time_window'] = tuple(float(v) for v in window)
+                except ValueError:
+                    raise ValueError(f'{where}: start, end and total must be numbers (seconds), got {window}') from None
             data_list.append(info)
         return data_list
 

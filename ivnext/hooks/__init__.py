@@ -1,6 +1,8 @@
 """Runner hooks."""
+from .bad_clip_hook import BadClipHook
 from .compile_blocks_hook import CompileBlocksHook
 from .lazy_runtime_info_hook import LazyRuntimeInfoHook
+from .safe_checkpoint_hook import SafeCheckpointHook
 from .teacher_ema_hook import TeacherEMAHook
 
-__all__ = ['CompileBlocksHook', 'LazyRuntimeInfoHook', 'TeacherEMAHook']
+__all__ = ['BadClipHook', 'CompileBlocksHook', 'LazyRuntimeInfoHook', 'SafeCheckpointHook', 'TeacherEMAHook']

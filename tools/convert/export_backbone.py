@@ -3,17 +3,21 @@
 Stage-1 / Stage-2 pretraining checkpoints, fine-tuned recognizers and the authors' released weights all hold
 the encoder somewhere under a prefix (``backbone.``, ``student.encoder.``, ``module.`` or none). This tool
 finds it (or takes ``--prefix``), checks its key names against :class:`InternVideoNextViT` built with the
-same shape, and writes ``{'state_dict': {'backbone.<name>': tensor}, 'meta': {...}}``, which mmaction2's
-``load_from``, ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` and ivnext's
-``backbone.pretrained`` all read.
+same shape, and writes ``{'state_dict': {'backbone.<name>': tensor}, 'meta': {...}}`` (plain values only, so it
+loads weights-only), which mmaction2's ``load_from``, ``init_cfg=dict(type='Pretrained', checkpoint=...,
+prefix='backbone.')`` and ivnext's ``backbone.pretrained`` all read; or, for a ``.safetensors`` output, the
+same tensors with ``meta`` as JSON metadata (``backbone.pretrained`` and other libraries read it).
+
+The input is read weights-only (ivnext's own training checkpoints included); ``--trust-checkpoint`` unpickles
+it in full, for a file you trust that holds other Python objects.
 
 Examples::
 
     python tools/convert/export_backbone.py work_dirs/stage2/epoch_100.pth checkpoints/ivnext_vit-b_stage2.pth
     python tools/convert/export_backbone.py ckpt.pth out.pth --prefix student.encoder.
+    python tools/convert/export_backbone.py work_dirs/stage2/epoch_100.pth ivnext_vit-b_stage2.safetensors
 """
 import argparse
-import os
 import os.path as osp
 import re
 import sys
@@ -25,18 +29,15 @@ import torch
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import ivnext  # noqa: E402
 from ivnext.models.backbones import InternVideoNextViT  # noqa: E402
-from ivnext.utils.checkpoint import read_state_dict  # noqa: E402
+from ivnext.utils.checkpoint import read_state_dict, save_state_dict  # noqa: E402
 
 # A key every encoder has; the text before it is the encoder's prefix.
 ANCHOR = 'patch_embed.proj.weight'
 
 
-def load_any_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """Tensors of a checkpoint, MMEngine training checkpoints (which pickle Python objects) included.
-
-    Safe loading is tried first; only export checkpoints you trust (your own training runs).
-    """
-    return read_state_dict(path, allow_pickle=True)
+def load_any_state_dict(path: str, trusted: bool = False) -> Dict[str, torch.Tensor]:
+    """Tensors of a checkpoint (ivnext's MMEngine training checkpoints included), weights-only unless ``trusted``."""
+    return read_state_dict(path, trusted=trusted, opt_in='--trust-checkpoint')
 
 
 def find_prefixes(state: Dict[str, torch.Tensor]) -> List[str]:
@@ -92,20 +93,21 @@ def expected_keys(shape: dict) -> List[str]:
 
 
 def export_backbone(src: str, dst: str, prefix: Optional[str] = None, strict: bool = False,
-                    out_prefix: str = 'backbone.') -> Tuple[dict, List[str]]:
+                    out_prefix: str = 'backbone.', trusted: bool = False) -> Tuple[dict, List[str]]:
     """Extract the encoder of ``src`` and save it to ``dst`` under ``out_prefix``.
 
     Args:
         src: Input checkpoint (any stage, a recognizer, or released weights).
-        dst: Output ``.pth`` path.
+        dst: Output ``.pth`` or ``.safetensors`` path.
         prefix: Encoder prefix in ``src``; auto-detected when None.
         strict: Fail on encoder keys that :class:`InternVideoNextViT` does not have (otherwise dropped).
         out_prefix: Prefix of the written keys (``backbone.`` for mmaction2 recognizers).
+        trusted: Unpickle ``src`` in full (only for a file you trust).
 
     Returns:
         tuple: the saved ``meta`` dict and the list of dropped (unexpected) keys.
     """
-    state = load_any_state_dict(src)
+    state = load_any_state_dict(src, trusted)
     prefix = choose_prefix(state, prefix)
     enc = OrderedDict((k[len(prefix):], v) for k, v in state.items() if k.startswith(prefix))
     shape = infer_shape(enc)
@@ -120,26 +122,28 @@ def export_backbone(src: str, dst: str, prefix: Optional[str] = None, strict: bo
     meta = dict(source=osp.abspath(src), source_prefix=prefix, ivnext_version=ivnext.__version__,
                 encoder=dict(type='InternVideoNextViT', **shape),
                 pos_embed_rows=int(enc['pos_embed'].shape[1]) if 'pos_embed' in enc else None, dropped=unexpected)
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    torch.save({'state_dict': out, 'meta': meta}, dst)
+    save_state_dict(out, dst, meta)
     return meta, unexpected
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Export the InternVideo-Next encoder of a checkpoint for mmaction2')
     parser.add_argument('src', help='input checkpoint (Stage-1/2, recognizer, or released weights)')
-    parser.add_argument('dst', help='output .pth')
+    parser.add_argument('dst', help='output .pth or .safetensors')
     parser.add_argument('--prefix', default=None,
                         help="encoder prefix in the input, e.g. 'backbone.', 'student.encoder.', '' "
                         "(default: auto-detect; 'backbone.' wins when several encoders are stored)")
     parser.add_argument('--out-prefix', default='backbone.', help="prefix of the written keys (default 'backbone.')")
     parser.add_argument('--strict', action='store_true', help='fail on encoder keys the model does not have')
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle the input in full (only for a file you trust; it can run code stored in it)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    meta, dropped = export_backbone(args.src, args.dst, args.prefix, args.strict, args.out_prefix)
+    meta, dropped = export_backbone(args.src, args.dst, args.prefix, args.strict, args.out_prefix,
+                                    args.trust_checkpoint)
     enc = meta['encoder']
     print(f"exported encoder (prefix {meta['source_prefix']!r}: width {enc['embed_dims']}, {enc['num_layers']} "
           f"blocks, clip projector {enc['with_clip_projector']}) to {args.dst}")

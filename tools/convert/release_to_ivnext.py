@@ -4,7 +4,9 @@ Reads a local copy of ``revliter/internvideo_next_{base,large}_p14_res224_f16`` 
 ``.safetensors`` / ``.bin`` / ``.pth`` file), checks every key against :class:`InternVideoNextViT`
 (missing and unexpected keys are reported by name; ``--strict`` makes them fatal) and writes a checkpoint
 whose ``state_dict`` holds the encoder under ``--prefix`` (``backbone.`` by default), so mmaction2's
-``load_from`` or ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` can use it.
+``load_from`` or ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')`` can use it; a
+``.safetensors`` output holds the same tensors (``backbone.pretrained`` and other libraries read it).
+The input is read weights-only; ``--trust-checkpoint`` unpickles it in full (only for a file you trust).
 
 Example::
 
@@ -12,43 +14,45 @@ Example::
         work_dirs/ivnext_vit-b_stage2_release.pth --arch base
 """
 import argparse
-import os
 import os.path as osp
+import sys
 
-import torch
-
-import ivnext  # noqa: F401
-from ivnext.models.backbones import InternVideoNextViT
-from ivnext.utils.checkpoint import load_encoder_checkpoint
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import ivnext  # noqa: E402,F401
+from ivnext.models.backbones import InternVideoNextViT  # noqa: E402
+from ivnext.utils.checkpoint import load_encoder_checkpoint, save_state_dict  # noqa: E402
 
 
 def convert(src: str, dst: str, arch: str = 'base', num_frames: int = 16, img_size: int = 224,
-            prefix: str = 'backbone.', strict: bool = False) -> dict:
+            prefix: str = 'backbone.', strict: bool = False, trusted: bool = False) -> dict:
     """Load released weights into the encoder and save them under ``prefix``.
 
     Returns:
         dict: ``missing`` and ``unexpected`` key lists.
     """
     model = InternVideoNextViT(arch=arch, num_frames=num_frames, img_size=img_size)
-    missing, unexpected = load_encoder_checkpoint(model, src, strict=strict)
+    missing, unexpected = load_encoder_checkpoint(model, src, strict=strict, trusted=trusted,
+                                                  opt_in='--trust-checkpoint')
     state = {f'{prefix}{k}': v.contiguous() for k, v in model.state_dict().items()}
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     meta = dict(source=osp.abspath(src), arch=arch, num_frames=num_frames, img_size=img_size, prefix=prefix)
-    torch.save({'state_dict': state, 'meta': meta}, dst)
+    save_state_dict(state, dst, meta)
     return dict(missing=missing, unexpected=unexpected)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('src', help='released checkpoint file or directory')
-    parser.add_argument('dst', help='output .pth')
+    parser.add_argument('dst', help='output .pth or .safetensors')
     parser.add_argument('--arch', default='base', choices=['base', 'large', '1b'])
     parser.add_argument('--num-frames', type=int, default=16)
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--prefix', default='backbone.', help="key prefix in the output ('' for a bare encoder)")
     parser.add_argument('--strict', action='store_true', help='fail on any missing or unexpected key')
-    args = parser.parse_args()
-    report = convert(args.src, args.dst, args.arch, args.num_frames, args.img_size, args.prefix, args.strict)
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='unpickle the input in full (only for a file you trust; it can run code stored in it)')
+    args = parser.parse_args(argv)
+    report = convert(args.src, args.dst, args.arch, args.num_frames, args.img_size, args.prefix, args.strict,
+                     args.trust_checkpoint)
     print(f"missing keys ({len(report['missing'])}): {report['missing']}")
     print(f"unexpected keys ({len(report['unexpected'])}): {report['unexpected']}")
     print(f'saved {args.dst}')

@@ -3,7 +3,8 @@
 # Train: random resized crop to 224, flip, RandAugment (2 ops, magnitude 9, the same ops on every frame of a clip,
 # via mmaction2's TorchVisionWrapper); CutMix is a batch op and lives in the model's data_preprocessor.
 # Test: 1 clip x 3 crops (ThreeCrop, 224) as in the paper's evaluation.
-dataset_type = 'VideoDataset'
+# CheckedVideoDataset: mmaction2's VideoDataset whose list errors name file:line; labels checked against num_classes.
+dataset_type = 'CheckedVideoDataset'
 num_classes = 48
 data_root = 'data/diving48/videos'
 data_root_val = 'data/diving48/videos'
@@ -49,7 +50,9 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
+        type='SkipBadClips',
+        wraps=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -59,7 +62,9 @@ val_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
+        type='SkipBadClips',
+        wraps=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root_val),
         pipeline=val_pipeline,
@@ -70,11 +75,14 @@ test_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
+        type='SkipBadClips',
+        wraps=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_test,
         data_prefix=dict(video=data_root_val),
         pipeline=test_pipeline,
         test_mode=True))
 
-val_evaluator = dict(type='AccMetric')
+# Clips SkipBadClips could not read are left out of the scores and counted (`bad_clips`).
+val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
 test_evaluator = val_evaluator

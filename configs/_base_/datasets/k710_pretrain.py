@@ -39,5 +39,5 @@ train_dataloader = dict(
     persistent_workers=True,
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, ann_file=ann_file_train, data_prefix=dict(video=data_root),
+    dataset=dict(type='SkipBadClips', wraps=dataset_type, ann_file=ann_file_train, data_prefix=dict(video=data_root),
                  pipeline=train_pipeline))

@@ -55,7 +55,8 @@ train_dataloader = dict(
     pin_memory=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='ConcatDataset',
+        type='SkipBadClips',
+        wraps='ConcatDataset',
         datasets=[
             dict(type=dataset_type, ann_file=ann_file_flip, data_prefix=dict(video=data_root),
                  pipeline=train_pipeline_flip),

@@ -31,7 +31,12 @@ class InternVideoNextStage2(BasePretrainer):
         head: ``LatentRegressionHead`` config (new, randomly initialised).
         maskers: One masker config per view.
         stage1_checkpoint: Stage-1 checkpoint whose ``backbone.*`` initialises student and teacher and whose
-            ``neck.*`` initialises the predictor. Missing / unexpected keys are reported by name.
+            ``neck.*`` initialises the predictor (a bare encoder file initialises the encoders only). It is read
+            weights-only; the encoder keys, and the predictor keys when present, must fit exactly, else loading
+            stops with the names of the missing / unexpected / differently shaped keys.
+        stage1_checkpoint_trusted: Unpickle ``stage1_checkpoint`` in full (only for a file you trust that holds
+            Python objects besides tensors; ivnext's own checkpoints load without it).
+        stage1_partial_load: Load the ``stage1_checkpoint`` keys that fit and warn about the rest.
         ema_momentum: None (frozen teacher, the paper's choice) or an EMA momentum (e.g. 0.9998).
         data_preprocessor: ``ActionDataPreprocessor`` config.
         init_cfg: MMEngine init config.
@@ -43,6 +48,8 @@ class InternVideoNextStage2(BasePretrainer):
                  head: dict,
                  maskers: Sequence[dict],
                  stage1_checkpoint: Optional[str] = None,
+                 stage1_checkpoint_trusted: bool = False,
+                 stage1_partial_load: bool = False,
                  ema_momentum: Optional[float] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -58,6 +65,8 @@ class InternVideoNextStage2(BasePretrainer):
         teacher_cfg.update(drop_path_rate=0.0, with_cp=False, frozen_stages=-1, pretrained=None)
         self.teacher = MODELS.build(teacher_cfg)
         self.stage1_checkpoint = stage1_checkpoint
+        self.stage1_checkpoint_trusted = stage1_checkpoint_trusted
+        self.stage1_partial_load = stage1_partial_load
         self.ema_momentum = ema_momentum
         self.freeze_teacher('teacher', save=ema_momentum is not None)
 
@@ -73,27 +82,43 @@ class InternVideoNextStage2(BasePretrainer):
         """Initialise from a Stage-1 checkpoint (an ivnext Stage-1 run, or a bare encoder for the backbone).
 
         Returns:
-            dict: missing / unexpected keys per part (``backbone``, ``neck``).
+            dict: missing / unexpected / mismatched keys per part (``backbone``, ``neck``).
+
+        Raises:
+            CheckpointMismatchError: Keys do not fit and ``stage1_partial_load`` is False.
         """
-        from ivnext.utils.checkpoint import adapt_pos_embed, read_state_dict
+        from ivnext.utils.checkpoint import (CheckpointMismatchError, adapt_pos_embed, fit_report, format_fit_report,
+                                             read_state_dict)
         logger = MMLogger.get_current_instance()
-        state = read_state_dict(path, allow_pickle=True)
+        state = read_state_dict(path, trusted=self.stage1_checkpoint_trusted,
+                                opt_in='`model.stage1_checkpoint_trusted=True`')
         if not any(k.startswith('backbone.') for k in state):
             state = {f'backbone.{k}': v for k, v in state.items()}
-        report = {}
+        report, parts = {}, {}
         for part in ('backbone', 'neck'):
             module = getattr(self, part)
             sub = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(f'{part}.')}
             if part == 'backbone' and 'pos_embed' in sub:
                 sub['pos_embed'] = adapt_pos_embed(sub['pos_embed'], module)
-            result = module.load_state_dict(sub, strict=False)
-            report[part] = dict(missing=list(result.missing_keys), unexpected=list(result.unexpected_keys))
-            if result.missing_keys:
-                logger.warning(f'{part}: keys missing in {path}: {list(result.missing_keys)}')
-            if result.unexpected_keys:
-                logger.warning(f'{part}: unexpected keys in {path}: {list(result.unexpected_keys)}')
-            if not sub:
-                logger.warning(f'{path} holds no {part}.* weights; {part} keeps its initialisation')
+            parts[part] = sub
+            if not sub and part == 'neck':
+                logger.warning(f'{path} holds no neck.* weights (a bare encoder); the predictor keeps its '
+                               'initialisation')
+                report[part] = dict(missing=[], unexpected=[], mismatched=[])
+                continue
+            report[part] = fit_report(module.state_dict(), sub)
+        problems = {kind: [f'{part}.{k}' for part, r in report.items() for k in r[kind]]
+                    for kind in ('missing', 'unexpected', 'mismatched')}
+        if any(problems.values()):
+            message = format_fit_report(path, problems, '`model.stage1_partial_load=True`')
+            if not self.stage1_partial_load:
+                raise CheckpointMismatchError(message)
+            logger.warning(f'partial Stage-1 load: {message}')
+        for part, sub in parts.items():
+            module = getattr(self, part)
+            expected = module.state_dict()
+            module.load_state_dict({k: v for k, v in sub.items() if k in expected and v.shape == expected[k].shape},
+                                   strict=False)
         self.teacher.load_state_dict(self.backbone.state_dict())
         logger.info(f'initialised Stage 2 from {path}')
         return report

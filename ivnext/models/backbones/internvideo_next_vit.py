@@ -195,7 +195,10 @@ class InternVideoNextViT(BaseModule):
         """Load ``pretrained`` (released or ivnext weights) if given, else MMEngine's ``init_cfg``."""
         if self.pretrained:
             from ivnext.utils.checkpoint import load_encoder_checkpoint
-            load_encoder_checkpoint(self, self.pretrained, strict=False)
+            load_encoder_checkpoint(
+                self, self.pretrained, strict=False,
+                opt_in='`python tools/convert/export_backbone.py --trust-checkpoint SRC OUT.safetensors` first and '
+                'set `pretrained` to OUT.safetensors')
             return
         if self.init_cfg:
             super().init_weights()
