@@ -17,7 +17,8 @@ from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ivnext.hooks.safe_checkpoint_hook import prepare_runner_loading  # noqa: E402
+from ivnext.hooks.safe_checkpoint_hook import (  # noqa: E402
+    add_loading_arguments, apply_loading_arguments, prepare_runner_loading)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -27,12 +28,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for the metrics file (default: work_dirs/<config name>)')
     parser.add_argument('--dump', type=str, help='also dump the predictions to this .pkl file')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='unpickle the loaded / resumed checkpoint in full (it can run code stored in the file: '
-                        'only for files you trust); by default checkpoints load weights-only')
-    parser.add_argument('--partial-load', action='store_true',
-                        help='load the keys of the checkpoint that fit the model and warn about the rest (by default '
-                        'a checkpoint with missing, unexpected or differently shaped keys stops the run)')
+    add_loading_arguments(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value (nested keys with dots, lists as key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -63,10 +59,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.test_evaluator = evaluators + [dump]
 
     cfg.load_from = args.checkpoint
-    if args.trust_checkpoint:
-        cfg.trust_checkpoint = True
-    if args.partial_load:
-        cfg.allow_partial_load = True
+    apply_loading_arguments(cfg, args)
     return cfg
 
 

@@ -18,7 +18,8 @@ from mmaction.registry import RUNNERS  # noqa: E402
 from mmengine.config import Config, ConfigDict, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from ivnext.hooks.safe_checkpoint_hook import prepare_runner_loading  # noqa: E402
+from ivnext.hooks.safe_checkpoint_hook import (  # noqa: E402
+    add_loading_arguments, apply_loading_arguments, prepare_runner_loading)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,12 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--diff-rank-seed', action='store_true', help='use a different seed on each rank')
     parser.add_argument('--deterministic', action='store_true', help='deterministic cuDNN algorithms')
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='unpickle the loaded / resumed checkpoint in full (it can run code stored in the file: '
-                        'only for files you trust); by default checkpoints load weights-only')
-    parser.add_argument('--partial-load', action='store_true',
-                        help='load the keys of the checkpoint that fit the model and warn about the rest (by default '
-                        'a checkpoint with missing, unexpected or differently shaped keys stops the run)')
+    add_loading_arguments(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value (nested keys with dots, lists as key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -83,10 +79,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
 
-    if args.trust_checkpoint:
-        cfg.trust_checkpoint = True
-    if args.partial_load:
-        cfg.allow_partial_load = True
+    apply_loading_arguments(cfg, args)
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
