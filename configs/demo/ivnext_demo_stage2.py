@@ -5,6 +5,10 @@
 # Paper: lr 1e-4, no warmup, 32 frames, 100 epochs; the demo keeps 8 frames and a short cosine schedule.
 _base_ = ['./ivnext_demo_stage1.py']
 
+# The release keeps at most 400 * T / 8 context tokens (the earliest, in raster order): 400 / (8 * 16 * 16) of
+# the grid at 224 px. context_order='random' is the ablation that drops surplus context at random.
+max_context_ratio = 400 / 2048
+
 model = dict(
     _delete_=True,
     type='InternVideoNextStage2',
@@ -15,9 +19,9 @@ model = dict(
     head=dict(type='LatentRegressionHead', in_dims={{_base_.predictor_dims}}, target_dims={{_base_.encoder_dims}}),
     maskers=[
         dict(type='MultiBlockMasker3D', num_blocks=8, spatial_scale=(0.15, 0.15), aspect_ratio=(0.75, 1.5),
-             temporal_scale=(1.0, 1.0)),
+             temporal_scale=(1.0, 1.0), max_context_ratio=max_context_ratio, context_order='raster'),
         dict(type='MultiBlockMasker3D', num_blocks=2, spatial_scale=(0.7, 0.7), aspect_ratio=(0.75, 1.5),
-             temporal_scale=(1.0, 1.0)),
+             temporal_scale=(1.0, 1.0), max_context_ratio=max_context_ratio, context_order='raster'),
     ],
     data_preprocessor={{_base_.model.data_preprocessor}})
 

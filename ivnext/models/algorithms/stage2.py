@@ -86,6 +86,9 @@ class InternVideoNextStage2(BasePretrainer):
             sub = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(f'{part}.')}
             if part == 'backbone' and 'pos_embed' in sub:
                 sub['pos_embed'] = adapt_pos_embed(sub['pos_embed'], module)
+            if part == 'neck' and 'pos_embed' in sub and hasattr(module, 'adapt_pos_embed'):
+                # Stage 1 trains 16 frames, Stage 2 runs 32: interpolate the learnt table in time.
+                sub['pos_embed'] = module.adapt_pos_embed(sub['pos_embed'])
             result = module.load_state_dict(sub, strict=False)
             report[part] = dict(missing=list(result.missing_keys), unexpected=list(result.unexpected_keys))
             if result.missing_keys:
