@@ -35,7 +35,9 @@ def wrapped(cfg, ann_file: Path):
     cfg = copy.deepcopy(cfg)
     for key in ('train_dataloader', 'test_dataloader'):
         dataset = dict(cfg[key].dataset)
-        cfg[key].dataset = dict(type='SkipBadClips', wraps=dataset.pop('type'), **dict(dataset, ann_file=str(ann_file)))
+        if dataset['type'] != 'SkipBadClips':
+            dataset = dict(type='SkipBadClips', wraps=dataset.pop('type'), **dataset)
+        cfg[key].dataset = dict(dataset, ann_file=str(ann_file))
     cfg.test_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.experiment_name = f'bad_clips_{next(_names)}'

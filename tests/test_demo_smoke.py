@@ -56,8 +56,11 @@ def test_smoke_run_writes_every_artefact(demo):
         logs = [f for d, _, fs in os.walk(cfg.work_dir) for f in fs if f.endswith('.log')]
         assert logs, f'no MMEngine log for {name}'
     stage1 = Config.fromfile(osp.join(work, 'configs', 'stage1.py'))
-    assert stage1.model.teacher.type == 'DINOv2Teacher' and stage1.model.teacher.image_size == 56
-    assert stage1.model.teacher.pretrained == osp.join(str(work), 'teacher', 'dinov2_vits14')
+    assert stage1.model.teacher.type == 'CachedTeacher'
+    inner = stage1.model.teacher.teacher
+    assert inner.type == 'DINOv2Teacher' and inner.image_size == 56
+    assert inner.pretrained == osp.join(str(work), 'teacher', 'dinov2_vits14')
+    assert stage1.model.align_head.grid_size == (2, 4, 4)
     assert stage1.model.head.type == 'ConditionalDiffusionHead'
     assert stage1.model.neck.grid_size == (2, 4, 4)
     pixel = Config.fromfile(osp.join(work, 'configs', 'pixel_linear.py'))
@@ -70,7 +73,13 @@ def test_smoke_run_writes_every_artefact(demo):
     assert not any(k.startswith('teacher.') for k in state['state_dict'])
 
     table = open(osp.join(work, 'table.md')).read()
-    for label in ('random init', 'pixel-only', 'Stage 1', 'Stage 2', 'chance', 'what each stage bought'):
+    for kind in ('appearance', 'motion'):
+        assert set(report['calibration'][kind]) == {'teacher_mean', 'teacher_frames', 'pixels'}
+        for name in ENCODERS:
+            assert set(report['linear'][name][kind]) == {'mean', 'frames'}
+    assert report['recon_mse']['baseline_mse'] > 0 and report['recon_mse']['mse'] > 0
+    for label in ('random init', 'pixel-only', 'Stage 1', 'Stage 2', 'chance', 'what each stage bought',
+                  'calibration reader', 'masked-patch MSE'):
         assert label in table
         assert label in stdout
     import cv2
@@ -97,9 +106,10 @@ def test_clip_shape_and_schedule_overrides_reach_every_part():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'ivnext_demo_stage1.py'))
     run_demo.set_clip_shape(cfg._cfg_dict, 2, 42)
     assert (cfg.model.backbone.num_frames, cfg.model.backbone.img_size) == (2, 42)
-    assert cfg.model.teacher.image_size == 42 and cfg.model.neck.grid_size == (2, 3, 3)
+    assert cfg.model.teacher.teacher.image_size == 42 and cfg.model.neck.grid_size == (2, 3, 3)
+    assert cfg.model.align_head.grid_size == (2, 3, 3)
     types = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
-    assert types['UniformSample']['clip_len'] == 2 and types['MultiScaleCrop']['input_size'] == 42
+    assert types['UniformSample']['clip_len'] == 2 and types['UniformSample']['test_mode']
     assert types['Resize']['scale'] == (42, 42)
     val = {t['type']: t for t in cfg.val_pipeline}
     assert val['Resize']['scale'] == (-1, 42) and val['CenterCrop']['crop_size'] == 42

@@ -142,14 +142,25 @@ def test_gradients_reach_trainable_and_skip_frozen():
     x = clip()
     tokens, _ = model.forward_tokens(x)
     (tokens.pow(2).mean() + model.pool(tokens).pow(2).mean()).backward()
-    frozen_prefixes = ('patch_embed.', 'cls_token', 'blocks.0.')
+    frozen_prefixes = ('patch_embed.', 'cls_token', 'pos_embed', 'blocks.0.')
     for name, p in model.named_parameters():
         if name.startswith(frozen_prefixes):
             assert not p.requires_grad and p.grad is None, name
         else:
             assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert not model.blocks[0].training and model.blocks[1].training
-    assert 'pos_embed' not in dict(model.named_parameters())
+
+
+def test_position_table_is_learnable_and_starts_from_sincos():
+    model = tiny_encoder().train()
+    params = dict(model.named_parameters())
+    assert 'pos_embed' in params and params['pos_embed'].requires_grad
+    torch.testing.assert_close(model.pos_embed[0, 4:], sincos_3d(model.embed_dims, model.grid_size))
+    assert model.pos_embed[0, :4].abs().sum() == 0
+    tokens, _ = model.forward_tokens(clip())
+    tokens.pow(2).mean().backward()
+    assert model.pos_embed.grad is not None and model.pos_embed.grad[0, 4:].abs().sum() > 0
+    assert model.pos_embed.grad[0, :4].abs().sum() > 0  # CLS rows are trained too
 
 
 def test_activation_checkpointing_same_output_and_grads():

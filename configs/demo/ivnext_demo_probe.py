@@ -1,5 +1,5 @@
 # Attentive probe (the paper's evaluation: one cross-attention pooling block + a linear classifier) on a FROZEN
-# demo-size encoder, for one label kind of the demo clip set ('appearance': 8 sources; 'motion': 6 camera motions).
+# demo-size encoder, for one label kind of the demo clip set ('appearance': 8 object shapes; 'motion': 6 motions).
 # No augmentation: train and val clips go through the val pipeline, so tools/demo/run_demo.py extracts each
 # encoder's tokens once and trains this head on the cached tokens with this optimizer and schedule (the same
 # optimisation a Runner would do with a frozen backbone, without decoding and encoding every clip every epoch).
@@ -34,7 +34,9 @@ model = dict(
         num_classes=num_classes,
         in_channels=encoder_dims,
         num_heads=3,
-        label_smooth_eps=0.1,
+        # No label smoothing (paper: 0.1): with 240 clips and a uniform-attention start, smoothing and a short
+        # schedule kept the probe from fitting its own training clips (see the README's demo notes).
+        label_smooth_eps=0.0,
         average_clips='prob'),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
@@ -72,19 +74,22 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-# tools/demo/run_demo.py trains on cached tokens and lets each training step attend to a random subset of this
-# many tokens per clip (evaluation attends to all 4 + 4*8*8 = 260); it averages probe_seeds probe runs per cell.
-probe_train_tokens = 128
+# tools/demo/run_demo.py trains on cached tokens; every step attends to all 4 + 4*8*8 = 260 tokens of a clip
+# (None; an int would pick a random subset per step). It averages probe_seeds probe runs per cell.
+probe_train_tokens = None
 probe_seeds = 2
 
-max_epochs = 20
+# The probe's optimisation budget is what let it fit: the pooling starts as a uniform average (tiny query) and must
+# learn where to look; lr 1e-3 x 20 epochs with smoothing reached ~22% train top-1 on random-init tokens of 400
+# clips, lr 5e-3 x 60 epochs without smoothing or decay 87-99% (and above the linear probes on val).
+max_epochs = 40
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='TrainableOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=5e-3, betas=(0.9, 0.999), weight_decay=0.01),
     clip_grad=None)
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, eta_min=1e-5)]
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', by_epoch=True, interval=max_epochs, max_keep_ckpts=1,

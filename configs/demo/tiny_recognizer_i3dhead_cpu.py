@@ -41,7 +41,9 @@ train_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
+        type='SkipBadClips',  # an unreadable clip is logged with its path and replaced, not fatal
+        wraps=dataset_type,
+        num_classes=4,  # labels are range-checked at build; keep equal to model.cls_head.num_classes
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -51,14 +53,17 @@ val_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
+        type='SkipBadClips',
+        wraps=dataset_type,
+        num_classes=4,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root),
         pipeline=val_pipeline,
         test_mode=True))
 test_dataloader = val_dataloader
 
-val_evaluator = dict(type='AccMetric')
+# Clips SkipBadClips could not read are left out of the scores and counted (`bad_clips`).
+val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
 test_evaluator = val_evaluator
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=8, val_interval=8)
@@ -66,6 +71,7 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
+    constructor='TrainableOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=8)]

@@ -68,6 +68,7 @@ test_cfg = None
 
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='TrainableOptimWrapperConstructor',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=100000)]

@@ -23,7 +23,4 @@ optim_wrapper = dict(
     _delete_=True,
     type='DeepSpeedOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys={'cls_token': dict(decay_mult=0.0), 'mask_token': dict(decay_mult=0.0)}))
+    constructor='TrainableOptimWrapperConstructor')  # the release's weight-decay exemptions

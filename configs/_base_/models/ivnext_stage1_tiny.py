@@ -47,7 +47,8 @@ model = dict(
         width=96,
         depth=2,
         num_inference_steps=10),
-    align_head=dict(type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=2),
+    align_head=dict(type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=2,
+                    grid_size=grid_size),
     pooled_align_head=dict(type='PooledAlignmentHead', in_dims=32, target_dims=teacher_dims),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',

@@ -67,7 +67,8 @@ model = dict(
         num_inference_steps=100,
         loss_weight=1.0),
     align_head=dict(
-        type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=6, loss_weight=1.0),
+        type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=6, loss_weight=1.0,
+        grid_size=grid_size),  # grid_size: the release's learnable clip_pos_embed before the decoders
     pooled_align_head=dict(type='PooledAlignmentHead', in_dims=768, target_dims=teacher_dims, loss_weight=1.0),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',

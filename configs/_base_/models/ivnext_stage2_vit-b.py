@@ -17,6 +17,10 @@ grid_size = (num_frames, img_size // patch_size, img_size // patch_size)
 encoder_dims = 768
 predictor_dims = 1024
 
+# The release keeps at most 400 * T / 8 context tokens (the earliest, in raster order): 400 / (8 * 16 * 16) of
+# the grid at 224 px. context_order='random' is the ablation that drops surplus context at random.
+max_context_ratio = 400 / 2048
+
 model = dict(
     type='InternVideoNextStage2',
     stage1_checkpoint=None,
@@ -47,9 +51,9 @@ model = dict(
     head=dict(type='LatentRegressionHead', in_dims=predictor_dims, target_dims=encoder_dims, loss_weight=1.0),
     maskers=[
         dict(type='MultiBlockMasker3D', num_blocks=8, spatial_scale=(0.15, 0.15), aspect_ratio=(0.75, 1.5),
-             temporal_scale=(1.0, 1.0)),
+             temporal_scale=(1.0, 1.0), max_context_ratio=max_context_ratio, context_order='raster'),
         dict(type='MultiBlockMasker3D', num_blocks=2, spatial_scale=(0.7, 0.7), aspect_ratio=(0.75, 1.5),
-             temporal_scale=(1.0, 1.0)),
+             temporal_scale=(1.0, 1.0), max_context_ratio=max_context_ratio, context_order='raster'),
     ],
     data_preprocessor=dict(
         type='ActionDataPreprocessor',

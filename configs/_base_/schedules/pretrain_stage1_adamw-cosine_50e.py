@@ -1,7 +1,8 @@
 # Stage-1 schedule (paper Table 13 / Sec. 4.1; release exp/*/pretrain/stage1.sh):
 # AdamW betas (0.9, 0.98), eps 1e-6, weight decay 0.05, lr 1e-3 per 256 clips (scaled by total batch / 256 as
 # the release does: auto_scale_lr is on, base 256), 5 warmup epochs then cosine to 1e-5 per 256 clips over 50
-# epochs, grad clip 5.0, bf16 autocast. Norm / bias / CLS / mask-token parameters get no weight decay.
+# epochs, grad clip 5.0, bf16 autocast. No weight decay on 1-D parameters, position tables, CLS
+# and mask tokens.
 max_epochs = 50
 warmup_epochs = 5
 
@@ -13,13 +14,10 @@ optim_wrapper = dict(
     type='BFloat16OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=5.0),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys={
-            'cls_token': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-        }))
+    # No weight decay on 1-D parameters (RMSNorm / q,k-norm weights, LayerScale gammas, biases), position tables,
+    # CLS and mask tokens, as the release: TrainableOptimWrapperConstructor's exemptions (MMEngine's default
+    # constructor does not recognise RMSNorm as a norm).
+    constructor='TrainableOptimWrapperConstructor')
 
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),

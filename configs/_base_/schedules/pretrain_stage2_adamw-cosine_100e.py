@@ -11,13 +11,10 @@ optim_wrapper = dict(
     type='BFloat16OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05),
     clip_grad=dict(max_norm=5.0),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0,
-        bias_decay_mult=0.0,
-        custom_keys={
-            'cls_token': dict(decay_mult=0.0),
-            'mask_token': dict(decay_mult=0.0),
-        }))
+    # No weight decay on 1-D parameters (RMSNorm / q,k-norm weights, LayerScale gammas, biases), position tables,
+    # CLS and mask tokens, as the release: TrainableOptimWrapperConstructor's exemptions (MMEngine's default
+    # constructor does not recognise RMSNorm as a norm).
+    constructor='TrainableOptimWrapperConstructor')
 
 param_scheduler = [
     # eta_min_ratio keeps the release's min lr (1e-5 per 256 clips) proportional after lr scaling.

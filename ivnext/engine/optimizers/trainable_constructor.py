@@ -1,6 +1,7 @@
-"""Optimizer wrapper constructor that hands only trainable parameters to the optimizer."""
+"""Optimizer wrapper constructor that hands only trainable parameters to the optimizer, with the release's
+weight-decay exemptions."""
 import inspect
-from typing import List
+from typing import List, Sequence
 
 from mmaction.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS, OPTIMIZERS
 from mmengine.logging import MMLogger
@@ -8,14 +9,38 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from torch import nn
 
 
+# Names (last component) that never get weight decay, besides every parameter with at most one dimension.
+NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'mask_token', 'query_tokens', 'clip_pos_embed')
+
+
+def exempt_from_weight_decay(name: str, param: nn.Parameter, names: Sequence[str] = NO_DECAY_NAMES) -> bool:
+    """The release's rule: no weight decay on 1-D parameters (norm weights incl. RMSNorm and q/k norms, LayerScale
+    gammas, biases) nor on position tables, CLS tokens, mask tokens and probe queries.
+
+    Args:
+        name: Full parameter name, e.g. ``backbone.blocks.0.attn.q_norm.weight``.
+        param: The parameter.
+        names: Last name components that are exempt whatever their shape.
+    """
+    return param.ndim <= 1 or name.endswith('.bias') or name.rsplit('.', 1)[-1] in names
+
+
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """MMEngine's default constructor, minus every parameter with ``requires_grad=False``.
+    """MMEngine's default constructor, minus every parameter with ``requires_grad=False``, and with the release's
+    weight-decay exemptions (:func:`exempt_from_weight_decay`).
 
     ``paramwise_cfg`` (``custom_keys``, ``norm_decay_mult``, ...) works as in
-    :class:`mmengine.optim.DefaultOptimWrapperConstructor`. Frozen parameters (a probe's backbone) never
-    reach the optimizer, so no optimizer state is kept for them and weight decay cannot touch them.
+    :class:`mmengine.optim.DefaultOptimWrapperConstructor`; on top, every exempt parameter gets weight decay 0
+    (MMEngine's own norm detection misses ``RMSNorm``, q/k norms and LayerScale). ``paramwise_cfg.
+    release_no_decay=False`` switches the exemptions off. Frozen parameters (a probe's backbone) never reach the
+    optimizer, so no optimizer state is kept for them and weight decay cannot touch them.
     """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict = None):
+        paramwise_cfg = dict(paramwise_cfg or {})
+        self.release_no_decay = bool(paramwise_cfg.pop('release_no_decay', True))
+        super().__init__(optim_wrapper_cfg, paramwise_cfg or None)
 
     def add_params(self, params: List[dict], module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
         """Add the param groups of ``module`` to ``params``, skipping frozen parameters."""
@@ -24,6 +49,23 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         groups: List[dict] = []
         super().add_params(groups, module, prefix=prefix, is_dcn_module=is_dcn_module)
         params.extend(g for g in groups if all(p.requires_grad for p in g['params']))
+
+    @staticmethod
+    def apply_no_decay(params: List[dict], model: nn.Module) -> None:
+        """Set ``weight_decay=0`` on the groups of exempt parameters (splitting mixed groups)."""
+        names = {id(p): n for n, p in model.named_parameters()}
+        out: List[dict] = []
+        for group in params:
+            exempt = [p for p in group['params'] if exempt_from_weight_decay(names.get(id(p), ''), p)]
+            rest = [p for p in group['params'] if not exempt_from_weight_decay(names.get(id(p), ''), p)]
+            if exempt and rest:
+                out.append(dict(group, params=rest))
+                out.append(dict(group, params=exempt, weight_decay=0.0))
+            elif exempt:
+                out.append(dict(group, weight_decay=0.0))
+            else:
+                out.append(group)
+        params[:] = out
 
     def build_optimizer_from_groups(self, params: List[dict]) -> OptimWrapper:
         """Build the optimizer on ``params`` and wrap it as ``optim_wrapper_cfg`` asks."""
@@ -46,6 +88,8 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             model = model.module
         params: List[dict] = []
         self.add_params(params, model)
+        if self.release_no_decay:
+            self.apply_no_decay(params, model)
         num_trainable = sum(p.numel() for g in params for p in g['params'])
         num_total = sum(p.numel() for p in model.parameters())
         MMLogger.get_current_instance().info(

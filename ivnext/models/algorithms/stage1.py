@@ -112,7 +112,8 @@ class InternVideoNextStage1(BasePretrainer):
         if self.align_head is not None:
             visible = mask_to_index(mask, count=final.shape[1] - num_cls)
             teacher_layers = [gather_tokens(t, visible) for t in targets['hidden_states']]
-            losses.update(self.align_head.loss([h[:, num_cls:] for h in hidden], teacher_layers))
+            losses.update(self.align_head.loss([h[:, num_cls:] for h in hidden], teacher_layers, visible,
+                                               self.backbone.grid_of(clips)))
         if self.pooled_align_head is not None:
             losses.update(self.pooled_align_head.loss(self.backbone.pool(final), targets['pooled']))
         if self.head is not None:

@@ -100,6 +100,9 @@ class InternVideoNextStage2(BasePretrainer):
             sub = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(f'{part}.')}
             if part == 'backbone' and 'pos_embed' in sub:
                 sub['pos_embed'] = adapt_pos_embed(sub['pos_embed'], module)
+            if part == 'neck' and 'pos_embed' in sub and hasattr(module, 'adapt_pos_embed'):
+                # Stage 1 trains 16 frames, Stage 2 runs 32: interpolate the learnt table in time.
+                sub['pos_embed'] = module.adapt_pos_embed(sub['pos_embed'])
             parts[part] = sub
             if not sub and part == 'neck':
                 logger.warning(f'{path} holds no neck.* weights (a bare encoder); the predictor keeps its '

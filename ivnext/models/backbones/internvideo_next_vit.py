@@ -58,7 +58,7 @@ class PatchEmbed3D(nn.Module):
 class InternVideoNextViT(BaseModule):
     """InternVideo-Next ViT: the encoder users keep, probe and fine-tune.
 
-    Patch 14, tubelet 1, 4 learnable CLS tokens, fixed 3D sin-cos positions, RMSNorm pre-norm blocks with
+    Patch 14, tubelet 1, 4 learnable CLS tokens, a learnable position table initialised from 3D sin-cos, RMSNorm pre-norm blocks with
     QK-norm, LayerScale and no qkv bias, no final norm, and an attention-pooling clip projector. Parameter
     names equal the released checkpoints' keys, so released weights load as they are.
 
@@ -75,7 +75,8 @@ class InternVideoNextViT(BaseModule):
         out_indices: Block index or indices whose outputs :meth:`forward` returns (negative from the end).
         out_type: 'featmap' (B, C, T', H', W'), 'tokens' (B, cls+N, C), 'avg' (B, C) or 'pooled' (B, clip dims).
         with_cp: Activation checkpointing on every block.
-        frozen_stages: Freeze patch embedding, CLS tokens and the first ``frozen_stages`` blocks (-1: none).
+        frozen_stages: Freeze patch embedding, CLS tokens, position table and the first ``frozen_stages`` blocks
+            (-1: none).
         use_flash_attn: Prefer flash-attn kernels when installed (same weights and results as SDPA).
         with_clip_projector: Build the attention-pooling projector. None (default): build it only when the
             output may be pooled, i.e. for ``out_type='pooled'`` and ``'tokens'`` (pretraining algorithms pool the
@@ -146,9 +147,9 @@ class InternVideoNextViT(BaseModule):
         self.patch_embed = PatchEmbed3D(self.embed_dims, patch_size, tubelet_size, in_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, num_cls_tokens, self.embed_dims))
         num_patches = math.prod(self.grid_size)
-        # Fixed table of (CLS rows = 0, patch rows = sin-cos); a buffer so it is saved and loaded, never trained.
+        # Learnable table as released (CLS rows = 0, patch rows initialised from 3D sin-cos; no weight decay).
         pos = torch.cat([torch.zeros(num_cls_tokens, self.embed_dims), sincos_3d(self.embed_dims, self.grid_size)])
-        self.register_buffer('pos_embed', pos.unsqueeze(0), persistent=True)
+        self.pos_embed = nn.Parameter(pos.unsqueeze(0))
         assert self.pos_embed.shape[1] == num_patches + num_cls_tokens
         dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
         self.blocks = nn.ModuleList([
@@ -208,6 +209,7 @@ class InternVideoNextViT(BaseModule):
             return
         frozen = [self.patch_embed, *self.blocks[:self.frozen_stages]]
         self.cls_token.requires_grad_(False)
+        self.pos_embed.requires_grad_(False)
         for module in frozen:
             module.eval()
             module.requires_grad_(False)

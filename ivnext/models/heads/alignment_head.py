@@ -1,13 +1,15 @@
 """Heads aligning the student encoder with a frozen image teacher: per-layer tokens and pooled embedding."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
+from ..layers import interpolate_pos_embed, sincos_3d
 from ..losses import cosine_distance
 from ..necks.mlp_decoder import MLPDecoder
+from ..utils import gather_tokens
 
 
 @MODELS.register_module()
@@ -19,48 +21,73 @@ class AlignmentHead(BaseModule):
     tokens, averaged over layers, samples and tokens together, as the release
     (``(2 - 2 <s, t>).mean()`` over a (K, B, L) stack), times ``loss_weight``.
 
+    With ``grid_size`` set, a learnable position table (the release's ``clip_pos_embed``, initialised from 3D
+    sin-cos, no weight decay) is added to the student's tokens before the decoders; the caller passes the visible
+    tokens' grid indices and the clip's grid.
+
     Args:
         in_dims: Student encoder width.
         target_dims: Teacher hidden width.
         num_layers: K, layers aligned (6 in the paper).
         loss_weight: Scale of ``loss_align``.
+        grid_size: Token grid (T', H', W') of the position table; None: no table.
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, in_dims: int = 768, target_dims: int = 1152, num_layers: int = 6, loss_weight: float = 1.0,
-                 init_cfg=None):
+                 grid_size: Optional[Sequence[int]] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_layers = num_layers
         self.loss_weight = loss_weight
         self.decoders = nn.ModuleList([MLPDecoder(in_dims, target_dims, l2_normalize=True) for _ in range(num_layers)])
+        self.grid_size = tuple(int(g) for g in grid_size) if grid_size is not None else None
+        self.clip_pos_embed = (nn.Parameter(sincos_3d(in_dims, self.grid_size).unsqueeze(0))
+                               if self.grid_size is not None else None)
 
-    def forward(self, student_layers: Sequence[torch.Tensor]) -> list:
+    def add_positions(self, x: torch.Tensor, visible_index: Optional[torch.Tensor],
+                      grid: Optional[Tuple[int, int, int]]) -> torch.Tensor:
+        """Add the position rows of the visible tokens (no-op without a table)."""
+        if self.clip_pos_embed is None:
+            return x
+        if visible_index is None or grid is None:
+            raise ValueError('AlignmentHead with grid_size needs visible_index and grid to place its positions')
+        table = interpolate_pos_embed(self.clip_pos_embed, self.grid_size, tuple(grid)).to(x.dtype)
+        return x + gather_tokens(table.expand(x.shape[0], -1, -1), visible_index)
+
+    def forward(self, student_layers: Sequence[torch.Tensor], visible_index: Optional[torch.Tensor] = None,
+                grid: Optional[Tuple[int, int, int]] = None) -> list:
         """Decode each student layer.
 
         Args:
             student_layers: K tensors (B, L, C_s), shallow to deep, visible tokens only (CLS removed).
+            visible_index: (B, L) grid indices of those tokens (needed with a position table).
+            grid: Token grid (T', H', W') of the clip (needed with a position table).
 
         Returns:
             list: K tensors (B, L, C_t), unit norm.
         """
         if len(student_layers) != self.num_layers:
             raise ValueError(f'expected {self.num_layers} student layers (num_layers), got {len(student_layers)}')
-        return [decoder(x) for decoder, x in zip(self.decoders, student_layers)]
+        return [decoder(self.add_positions(x, visible_index, grid))
+                for decoder, x in zip(self.decoders, student_layers)]
 
-    def loss(self, student_layers: Sequence[torch.Tensor],
-             teacher_layers: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def loss(self, student_layers: Sequence[torch.Tensor], teacher_layers: Sequence[torch.Tensor],
+             visible_index: Optional[torch.Tensor] = None,
+             grid: Optional[Tuple[int, int, int]] = None) -> Dict[str, torch.Tensor]:
         """Token alignment loss.
 
         Args:
             student_layers: K tensors (B, L, C_s): the student's visible patch tokens at the aligned layers.
             teacher_layers: K tensors (B, L, C_t): teacher targets at the same tokens, L2-normalised.
+            visible_index: (B, L) grid indices of the visible tokens (for the position table).
+            grid: Token grid (T', H', W') (for the position table).
 
         Returns:
             dict: ``loss_align`` (scalar, weighted).
         """
         if len(teacher_layers) != len(student_layers):
             raise ValueError(f'got {len(student_layers)} student layers but {len(teacher_layers)} teacher layers')
-        preds = self(student_layers)
+        preds = self(student_layers, visible_index, grid)
         dist = torch.stack([cosine_distance(p, t) for p, t in zip(preds, teacher_layers)])  # (K, B, L)
         return dict(loss_align=self.loss_weight * dist.mean())
 

@@ -7,7 +7,7 @@ from mmaction.registry import MODELS
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
-from ..layers import CrossAttention, Mlp
+from ..layers import CrossAttention, Mlp, TransformerBlock
 
 
 def as_token_sequence(x: Union[torch.Tensor, Sequence[torch.Tensor]]) -> torch.Tensor:
@@ -62,14 +62,23 @@ class AttentiveProbeHead(BaseHead):
     the pooled queries are averaged, normalised and classified. Loss, label smoothing, multi-clip / multi-crop
     score averaging and predictions are mmaction2's :class:`BaseHead` behaviour.
 
+    Protocol options: ``num_cls_tokens`` drops the encoder's CLS tokens (patch tokens only, as the paper's
+    probe); ``num_heads=None`` uses width / 64 heads; ``fc_norm=False`` and ``out_proj=False`` remove the LayerNorm
+    before the classifier and the cross-attention's output projection; ``depth=4`` is V-JEPA 2's classifier (three
+    self-attention blocks over the tokens before the cross-attention block).
+
     Args:
         num_classes: Number of classes.
         in_channels: Token width C of the backbone.
-        num_heads: Cross-attention heads (C must divide evenly).
+        num_heads: Cross-attention heads (C must divide evenly); None: C // 64.
         mlp_ratio: MLP hidden width / C in the pooling block.
         num_queries: Learnable query tokens (their outputs are averaged).
         dropout_ratio: Dropout before the classifier.
         init_std: Std of the truncated-normal init of queries and linear weights.
+        num_cls_tokens: Leading tokens (the encoder's CLS tokens) dropped before pooling.
+        fc_norm: LayerNorm on the pooled feature before the classifier.
+        out_proj: Output projection of the cross-attention.
+        depth: Pooler blocks: ``depth - 1`` self-attention blocks over the tokens, then the cross-attention block.
         loss_cls: Loss config.
         label_smooth_eps: Label smoothing (0.1 in the paper's probes).
         average_clips: How test views are combined: 'prob', 'score' or None.
@@ -80,11 +89,15 @@ class AttentiveProbeHead(BaseHead):
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
-                 num_heads: int = 16,
+                 num_heads: Optional[int] = 16,
                  mlp_ratio: float = 4.0,
                  num_queries: int = 1,
                  dropout_ratio: float = 0.0,
                  init_std: float = 0.02,
+                 num_cls_tokens: int = 0,
+                 fc_norm: bool = True,
+                 out_proj: bool = True,
+                 depth: int = 1,
                  loss_cls: Dict = dict(type='CrossEntropyLoss'),
                  label_smooth_eps: float = 0.1,
                  average_clips: Optional[str] = 'prob',
@@ -92,14 +105,24 @@ class AttentiveProbeHead(BaseHead):
                  **kwargs) -> None:
         super().__init__(num_classes, in_channels, loss_cls=loss_cls, label_smooth_eps=label_smooth_eps,
                          average_clips=average_clips, init_cfg=init_cfg, **kwargs)
+        if num_heads is None:
+            num_heads = max(1, in_channels // 64)
+        if depth < 1:
+            raise ValueError(f'depth must be >= 1, got {depth}')
         if in_channels % num_heads:
             raise ValueError(f'in_channels {in_channels} must be divisible by num_heads {num_heads}')
         if num_queries < 1:
             raise ValueError(f'num_queries must be >= 1, got {num_queries}')
         self.init_std = init_std
         self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, in_channels))
+        self.num_cls_tokens = int(num_cls_tokens)
+        self.blocks = nn.ModuleList([
+            TransformerBlock(in_channels, num_heads, mlp_ratio, qkv_bias=True, qk_norm=False,
+                             layer_scale_init_value=0.0, use_flash_attn=False) for _ in range(depth - 1)])
         self.pooler = CrossAttentionPoolingBlock(in_channels, num_heads, mlp_ratio)
-        self.fc_norm = nn.LayerNorm(in_channels, eps=1e-6)
+        if not out_proj:
+            self.pooler.cross_attn.proj = nn.Identity()
+        self.fc_norm = nn.LayerNorm(in_channels, eps=1e-6) if fc_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
         self.fc_cls = nn.Linear(in_channels, num_classes)
         self._init_parameters()
@@ -128,6 +151,9 @@ class AttentiveProbeHead(BaseHead):
         if tokens.shape[-1] != self.in_channels:
             raise ValueError(f'token width {tokens.shape[-1]} != head in_channels {self.in_channels}; set '
                              "the head's in_channels to the backbone's embed_dims")
+        tokens = tokens[:, self.num_cls_tokens:]
+        for block in self.blocks:
+            tokens = block(tokens)
         query = self.query_tokens.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
         return self.pooler(query, tokens).mean(1)
 

@@ -23,13 +23,16 @@ class MultiBlockMasker3D(BaseMasker):
     then each of the ``num_blocks`` blocks gets its own uniform position per sample. The masked region is the union
     of the blocks; the visible (context) tokens are its complement. Samples whose context is empty are redrawn.
 
-    Equal counts: like V-JEPA, every sample keeps only as many context tokens as the sample with the fewest (and at
-    most ``max_context_tokens``); the surplus context tokens are masked too. V-JEPA drops the last ones in raster
-    order; here they are chosen uniformly at random so that no frame or corner is favoured.
+    Equal counts (the release's Stage-2 collator): every sample keeps only as many context tokens as the sample
+    with the fewest, and at most ``max_context_tokens`` / ``max_context_ratio * T*H*W`` (the release caps the
+    context at ``400 * T / 8`` tokens, a ratio of 400 / (8 * 16 * 16) on the 224-px grid); the surplus context
+    tokens are masked too. ``context_order='raster'`` (the release, default) keeps the *earliest* context tokens in
+    (t, h, w) raster order, so late frames often lose all context and Stage 2 partly predicts the future;
+    ``context_order='random'`` (ablation) keeps a uniformly random subset, favouring no frame or corner.
 
     Stage-2 recipe (paper / release): two views, ``num_blocks=8, spatial_scale=(0.15, 0.15)`` and
-    ``num_blocks=2, spatial_scale=(0.7, 0.7)``, ``aspect_ratio=(0.75, 1.5)``, ``temporal_scale=(1.0, 1.0)``; the
-    release caps the context at ``400 * T / 8`` tokens.
+    ``num_blocks=2, spatial_scale=(0.7, 0.7)``, ``aspect_ratio=(0.75, 1.5)``, ``temporal_scale=(1.0, 1.0)``,
+    ``max_context_ratio=400 / 2048``.
 
     Args:
         num_blocks: Blocks per sample.
@@ -37,6 +40,10 @@ class MultiBlockMasker3D(BaseMasker):
         aspect_ratio: Range of the block aspect ratio h/w.
         temporal_scale: Range of the block length as a fraction of T.
         max_context_tokens: Optional cap on the visible tokens per sample.
+        max_context_ratio: Optional cap on the visible tokens as a fraction of T*H*W (both caps may be set; the
+            smaller wins).
+        context_order: Which context tokens survive the equalisation and the cap: 'raster' (earliest) or
+            'random'.
         max_tries: Redraws allowed for samples whose blocks cover the whole clip.
     """
 
@@ -46,6 +53,8 @@ class MultiBlockMasker3D(BaseMasker):
                  aspect_ratio: Tuple[float, float] = (0.75, 1.5),
                  temporal_scale: Tuple[float, float] = (1.0, 1.0),
                  max_context_tokens: Optional[int] = None,
+                 max_context_ratio: Optional[float] = None,
+                 context_order: str = 'raster',
                  max_tries: int = 20) -> None:
         super().__init__(mask_ratio=0.)
         for name, rng, upper in (('spatial_scale', spatial_scale, 1.), ('temporal_scale', temporal_scale, 1.),
@@ -56,6 +65,12 @@ class MultiBlockMasker3D(BaseMasker):
             raise ValueError(f'num_blocks must be >= 1, got {num_blocks}.')
         if max_context_tokens is not None and max_context_tokens < 1:
             raise ValueError(f'max_context_tokens must be None or >= 1, got {max_context_tokens}.')
+        if max_context_ratio is not None and not 0. < max_context_ratio <= 1.:
+            raise ValueError(f'max_context_ratio must be None or in (0, 1], got {max_context_ratio}.')
+        if context_order not in ('raster', 'random'):
+            raise ValueError(f"context_order must be 'raster' (release) or 'random', got {context_order!r}.")
+        self.max_context_ratio = max_context_ratio
+        self.context_order = context_order
         self.num_blocks = int(num_blocks)
         self.spatial_scale = tuple(spatial_scale)
         self.aspect_ratio = tuple(aspect_ratio)
@@ -101,6 +116,15 @@ class MultiBlockMasker3D(BaseMasker):
         box = inside[0][..., :, None, None] & inside[1][..., None, :, None] & inside[2][..., None, None, :]
         return box.any(1).flatten(1)
 
+    def context_size(self, min_context: int, num_tokens: int) -> int:
+        """Context tokens kept per sample: the batch minimum, capped (at least 1)."""
+        keep = min_context
+        if self.max_context_tokens is not None:
+            keep = min(keep, int(self.max_context_tokens))
+        if self.max_context_ratio is not None:
+            keep = min(keep, max(1, int(self.max_context_ratio * num_tokens)))
+        return keep
+
     def sample_with_blocks(self,
                            batch_size: int,
                            grid: Sequence[int],
@@ -133,11 +157,12 @@ class MultiBlockMasker3D(BaseMasker):
         if bool(union.all(1).any()):
             raise RuntimeError(f'{self.num_blocks} blocks of size {size} keep covering the whole grid {grid}; '
                                f'lower num_blocks or spatial_scale.')
-        keep = int((~union).sum(1).min())
-        if self.max_context_tokens is not None:
-            keep = min(keep, int(self.max_context_tokens))
-        keys = torch.rand(union.shape, device=host, generator=generator).masked_fill(union, 2.)
-        visible = keys.argsort(dim=1)[:, :keep]
+        keep = self.context_size(int((~union).sum(1).min()), union.shape[1])
+        if self.context_order == 'raster':
+            keys = torch.arange(union.shape[1], device=host, dtype=torch.float32).expand(union.shape)
+        else:
+            keys = torch.rand(union.shape, device=host, generator=generator)
+        visible = keys.masked_fill(union, float('inf')).argsort(dim=1, stable=True)[:, :keep]
         mask = self.mask_from_visible(visible, union.shape[1])
         device = torch.device(device) if device is not None else host
         if device != host:
@@ -166,4 +191,5 @@ class MultiBlockMasker3D(BaseMasker):
     def extra_repr(self) -> str:
         return (f'num_blocks={self.num_blocks}, spatial_scale={self.spatial_scale}, '
                 f'aspect_ratio={self.aspect_ratio}, temporal_scale={self.temporal_scale}, '
-                f'max_context_tokens={self.max_context_tokens}')
+                f'max_context_tokens={self.max_context_tokens}, max_context_ratio={self.max_context_ratio}, '
+                f'context_order={self.context_order!r}')

@@ -18,9 +18,9 @@ class BasePredictor(BaseModule):
 
     1. visible encoder tokens are scattered back to their raster positions of the (T', H', W') grid; masked
        slots hold one learnable mask token (encoder width, init trunc-normal std 0.02);
-    2. a fixed 3D sin-cos position embedding (encoder width, built for ``grid_size`` and interpolated to the
-       clip's grid) is added to every patch slot; CLS tokens get no position embedding (the release gives
-       them zero rows);
+    2. a learnable position table (encoder width; the release's ``diff_pos_embed``) is added to every token: its
+       CLS rows start at zero, its patch rows from the 3D sin-cos embedding built for ``grid_size`` (interpolated
+       to the clip's grid when they differ); it gets no weight decay;
     3. the CLS tokens are prepended and every token goes through an MLP (Linear-GELU-Linear-LayerNorm)
        from the encoder width to the predictor width.
 
@@ -43,8 +43,33 @@ class BasePredictor(BaseModule):
         self.grid_size = tuple(int(g) for g in grid_size)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, in_dims))
         nn.init.trunc_normal_(self.mask_token, std=0.02)
-        self.register_buffer('pos_embed', sincos_3d(in_dims, self.grid_size), persistent=False)
+        pos = torch.cat([torch.zeros(num_cls_tokens, in_dims), sincos_3d(in_dims, self.grid_size)])
+        self.pos_embed = nn.Parameter(pos.unsqueeze(0))
         self.projector = MLPDecoder(in_dims, embed_dims)
+
+    def adapt_pos_embed(self, table: torch.Tensor) -> torch.Tensor:
+        """Resample a loaded position table (e.g. Stage 1's, 16 frames) to this predictor's ``grid_size``.
+
+        The loaded table must have the same CLS rows and spatial grid; its frame count is read from its length.
+        Stage 2 interpolates the trained Stage-1 table in time this way instead of rebuilding it.
+
+        Args:
+            table: (1, num_cls + T_src*H*W, C) loaded table.
+
+        Returns:
+            Tensor: (1, num_cls + T*H*W, C).
+        """
+        if table.shape == self.pos_embed.shape:
+            return table
+        _, h, w = self.grid_size
+        rows = table.shape[1] - self.num_cls_tokens
+        if table.dim() != 3 or table.shape[-1] != self.in_dims or rows <= 0 or rows % (h * w):
+            raise ValueError(f'cannot resample a predictor position table of shape {tuple(table.shape)} to grid '
+                             f'{self.grid_size} with {self.num_cls_tokens} CLS rows and width {self.in_dims}; '
+                             'the checkpoint was trained at another resolution or width')
+        src_grid = (rows // (h * w), h, w)
+        patch = interpolate_pos_embed(table[:, self.num_cls_tokens:], src_grid, self.grid_size)
+        return torch.cat([table[:, :self.num_cls_tokens], patch], dim=1)
 
     def scatter(self, visible: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Place visible tokens at their grid slots and the mask token everywhere else.
@@ -84,8 +109,9 @@ class BasePredictor(BaseModule):
             raise ValueError(f'mask has {mask.shape[1]} tokens but grid {grid} has {grid[0] * grid[1] * grid[2]}')
         cls, visible = tokens[:, :self.num_cls_tokens], tokens[:, self.num_cls_tokens:]
         full = self.scatter(visible, mask)
-        pos = interpolate_pos_embed(self.pos_embed, self.grid_size, grid)
-        full = full + pos.to(full.dtype).unsqueeze(0)
+        pos = self.pos_embed.to(full.dtype)
+        cls = cls + pos[:, :self.num_cls_tokens]
+        full = full + interpolate_pos_embed(pos[:, self.num_cls_tokens:], self.grid_size, grid)
         return self.projector(torch.cat([cls, full], dim=1))
 
     @abstractmethod

@@ -1,0 +1,15 @@
+# Preset: the release's Stage-1 script rather than the paper (release exp/base/pretrain/stage1.sh): 62 epochs,
+# 7 warmup epochs starting from lr 0, mask ratio 0.75 (paper: 50 epochs, 5 warmup, mask 0.8). Everything else as
+# ivnext-stage1_vit-b-p14_siglip2_16x224_50e_kmash.py.
+_base_ = ['./ivnext-stage1_vit-b-p14_siglip2_16x224_50e_kmash.py']
+
+max_epochs = 62
+warmup_epochs = 7
+
+model = dict(masker=dict(mask_ratio=0.75))
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.0, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min_ratio=1e-2, by_epoch=True,
+         begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
+]

@@ -1,0 +1,87 @@
+"""The demo's miniature: the generated object/motion clips, the cached teacher, the calibration readers and the
+probe protocol options."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ivnext  # noqa: F401
+from ivnext.datasets.object_motion_clips import MOTIONS, SHAPES, ObjectMotionConfig, draw_clip, motion_path
+from ivnext.models.teachers import CachedTeacher
+from mmaction.registry import MODELS
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
+import calibration  # noqa: E402
+
+DINO = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, patch_size=8,
+            image_size=16)
+
+
+def test_motion_paths_move_the_object_as_labelled():
+    rng = np.random.default_rng(0)
+    for motion in MOTIONS:
+        path, _ = motion_path(motion, 8, rng, 112)
+        dx, dy, dr, da = path[-1] - path[0]
+        expected = dict(move_left=dx < -20, move_right=dx > 20, move_up=dy < -20, move_down=dy > 20,
+                        grow=dr > 10, shrink=dr < -10, rotate_cw=da > 1, rotate_ccw=da < -1)[motion]
+        assert expected, (motion, path[0], path[-1])
+
+
+def test_object_shapes_differ_and_clips_are_deterministic():
+    from ivnext.datasets import object_motion_clips as om
+    pool = om._texture_pool(56)
+    a, _ = draw_clip('star', 'grow', 4, 56, np.random.default_rng(3), pool)
+    b, _ = draw_clip('star', 'grow', 4, 56, np.random.default_rng(3), pool)
+    assert a.shape == (4, 56, 56, 3) and a.dtype == np.uint8 and np.array_equal(a, b)
+    areas = {s: np.abs(np.concatenate(om.shape_polygons(s))).max() for s in SHAPES}
+    assert all(0.5 < v <= 1.3 for v in areas.values())
+    with pytest.raises(ValueError, match='unknown shape'):
+        ObjectMotionConfig(shapes=('blob',))
+
+
+def test_cached_teacher_returns_the_wrapped_outputs_and_reuses_them():
+    torch.manual_seed(0)
+    cached = CachedTeacher(dict(type='DINOv2Teacher', model_config=DINO, image_size=16, return_layers=[1, 2]),
+                           dtype='float32')
+    x = torch.randn(3, 3, 2, 16, 16)
+    direct = cached.teacher(x)
+    first = cached(x)
+    assert cached.misses == 3 and cached.hits == 0
+    again = cached(torch.cat([x[2:], x[:1], torch.randn(1, 3, 2, 16, 16)]))
+    assert cached.misses == 4 and cached.hits == 2
+    for a, b in zip(first['hidden_states'], direct['hidden_states']):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(first['importance'], direct['importance'])
+    torch.testing.assert_close(again['pooled'][:2], direct['pooled'][[2, 0]])
+    assert cached.return_layers == [1, 2] and first['grid'] == direct['grid']
+
+
+def test_logistic_regression_reads_separable_features_not_noise():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(90) % 3
+    centres = torch.randn(3, 20, generator=g) * 3
+    x = torch.randn(90, 20, generator=g) + centres[y]
+    good = calibration.logistic_regression(x[:60], y[:60], x[60:], y[60:])
+    assert good['top1'] > 0.9 and good['train_top1'] == 1.0
+    noise = torch.randn(90, 20, generator=g)
+    bad = calibration.logistic_regression(noise[:60], y[:60], noise[60:], y[60:])
+    assert bad['top1'] < 0.7
+    pooled = calibration.pooled_token_features(torch.arange(2 * 9 * 2, dtype=torch.float).view(2, 9, 2), 1, 2)
+    assert pooled['mean'].shape == (2, 2) and pooled['frames'].shape == (2, 4)
+    torch.testing.assert_close(pooled['frames'][0], torch.tensor([5., 6., 13., 14.]))
+
+
+def test_probe_protocol_options():
+    head = MODELS.build(dict(type='AttentiveProbeHead', num_classes=5, in_channels=128, num_heads=None,
+                             num_cls_tokens=4, depth=4, fc_norm=False, out_proj=False))
+    assert head.pooler.cross_attn.num_heads == 2 and len(head.blocks) == 3
+    assert isinstance(head.fc_norm, torch.nn.Identity) and isinstance(head.pooler.cross_attn.proj, torch.nn.Identity)
+    x = torch.randn(2, 4 + 12, 128)
+    out = head(x)
+    assert out.shape == (2, 5)
+    y = x.clone()
+    y[:, :4] = 100.0  # CLS tokens are not read
+    torch.testing.assert_close(head(y), out)
