@@ -14,7 +14,8 @@ NAME_PARTS = ('demo', 'onnx', 'flops', 'benchmark', 'profile')
 
 def _modules_after(code: str) -> list:
     """Names of the ``ivnext`` modules in ``sys.modules`` after running ``code`` in a fresh interpreter."""
-    script = code + '\nimport json, sys\nprint(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "ivnext")))'
+    script = code + ('\nimport json, sys\n'
+                     'print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "ivnext")))')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
     out = subprocess.run([sys.executable, '-c', script], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=300)
