@@ -10,8 +10,8 @@ from torch import nn
 
 import ivnext  # noqa: F401
 from ivnext.models.backbones import InternVideoNextViT
-from ivnext.utils.benchmark import TimingStats, saved_activation_bytes, time_interleaved
-from ivnext.utils.flops import FlopReport, count_flops, count_flops_dispatch
+from ivnext.analysis.benchmark import TimingStats, saved_activation_bytes, time_interleaved
+from ivnext.analysis.flops import FlopReport, count_flops, count_flops_dispatch
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))

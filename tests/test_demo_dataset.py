@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ivnext  # noqa: F401  (compat patches before mmaction2)
-from ivnext.datasets.demo_clips import (APPEARANCE_CLASSES, MOTION_CLASSES, PHOTO_SOURCES, VIDEO_SOURCES,
+from ivnext.demo.demo_clips import (APPEARANCE_CLASSES, MOTION_CLASSES, PHOTO_SOURCES, VIDEO_SOURCES,
                                         DemoClipsConfig, build_demo_clips, find_shots, is_up_to_date,
                                         load_clip_records, load_source, render_windows)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ivnext  # noqa: F401
-from ivnext.datasets.object_motion_clips import MOTIONS, SHAPES, ObjectMotionConfig, draw_clip, motion_path
+from ivnext.demo.object_motion_clips import MOTIONS, SHAPES, ObjectMotionConfig, draw_clip, motion_path
 from ivnext.models.teachers import CachedTeacher
 from mmaction.registry import MODELS
 
@@ -31,7 +31,7 @@ def test_motion_paths_move_the_object_as_labelled():
 
 
 def test_object_shapes_differ_and_clips_are_deterministic():
-    from ivnext.datasets import object_motion_clips as om
+    from ivnext.demo import object_motion_clips as om
     pool = om._texture_pool(56)
     a, _ = draw_clip('star', 'grow', 4, 56, np.random.default_rng(3), pool)
     b, _ = draw_clip('star', 'grow', 4, 56, np.random.default_rng(3), pool)

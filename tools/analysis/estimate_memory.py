@@ -8,7 +8,7 @@ Three parts, computed per GPU:
   replicated, as the recipes set ``ignored_modules``); under ZeRO-2 the gradients and optimizer moments are.
 * **Activations**: the bytes autograd saves for backward during one training forward, measured by running the
   model's ``mode='loss'`` forward on ``--measure-batch`` synthetic clips under the chosen autocast on any device
-  (``ivnext.utils.benchmark.saved_activation_bytes``), scaled linearly to the batch.
+  (``ivnext.analysis.benchmark.saved_activation_bytes``), scaled linearly to the batch.
 * Not modelled: kernel workspaces, the allocator's fragmentation, transient teacher activations, communication
   buckets. ``--calibrate MEASURED_GIB`` with a measured peak of the same config rescales by the measured / computed
   ratio and prints it.
@@ -32,7 +32,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import ivnext  # noqa: E402,F401
 from benchmark import (autocast, build_model, clip_shape, load_config, model_workload,  # noqa: E402
                        num_classes_of, set_clip_shape)
-from ivnext.utils.benchmark import saved_activation_bytes  # noqa: E402
+from ivnext.analysis.benchmark import saved_activation_bytes  # noqa: E402
 
 GIB = 1024**3
 TRAINABLE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 gradient + AdamW exp_avg + exp_avg_sq

@@ -1,7 +1,7 @@
 """Print the FLOPs and parameters of a config's model, in the style of mmaction2's ``get_flops.py``.
 
 FLOPs come from fvcore with one multiply-add counted as one FLOP (mmaction2's convention), extended to count
-``scaled_dot_product_attention`` and RMSNorm (:mod:`ivnext.utils.flops`). What is traced is the model's
+``scaled_dot_product_attention`` and RMSNorm (:mod:`ivnext.analysis.flops`). What is traced is the model's
 ``extract_feat`` (mmaction2's choice; for recognizers and pretraining algorithms this is the backbone path),
 or the forward of a bare encoder config, on one clip.
 
@@ -23,7 +23,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import ivnext  # noqa: E402,F401
 from benchmark import build_model, load_config, set_clip_shape  # noqa: E402
-from ivnext.utils.flops import count_flops, format_count  # noqa: E402
+from ivnext.analysis.flops import count_flops, format_count  # noqa: E402
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

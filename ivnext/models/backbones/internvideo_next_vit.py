@@ -8,9 +8,8 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from ..layers import AttentionPoolingBlock, RMSNorm, TransformerBlock, interpolate_pos_embed, sincos_3d
+from ..layers import AttentionPoolingBlock, RMSNorm, TransformerBlock, interpolate_pos_embed, run_blocks, sincos_3d
 from ..utils import gather_tokens, mask_to_index, patchify
 
 ARCH_SETTINGS: Dict[str, Dict] = {
@@ -254,13 +253,12 @@ class InternVideoNextViT(BaseModule):
         """Run every block on (B, L, C); collect the outputs of ``return_layers`` (block indices)."""
         wanted = {i % self.num_layers: pos for pos, i in enumerate(return_layers)}
         hidden: List[Optional[torch.Tensor]] = [None] * len(return_layers)
-        for i, block in enumerate(self.blocks):
-            if self.with_cp and self.training and x.requires_grad:
-                x = checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+
+        def keep(i: int, out: torch.Tensor) -> None:
             if i in wanted:
-                hidden[wanted[i]] = x
+                hidden[wanted[i]] = out
+
+        x = run_blocks(self.blocks, x, with_cp=self.with_cp and self.training, on_output=keep)
         return x, hidden
 
     def forward_tokens(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,

@@ -9,8 +9,8 @@ from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
+from ..layers import resolve_with_cp, run_blocks
 from ..losses import discretized_gaussian_log_likelihood, normal_kl
 from ..utils import full_precision
 
@@ -45,11 +45,11 @@ class AdaLNMLPDenoiser(nn.Module):
         width: Hidden width.
         depth: Residual blocks.
         out_dims: Output width (2*D for epsilon + variance interpolation).
-        grad_checkpointing: Recompute blocks in the backward pass.
+        with_cp: Recompute blocks in the backward pass (activation checkpointing).
     """
 
     def __init__(self, target_dims: int, cond_dims: int, width: int, depth: int, out_dims: int,
-                 grad_checkpointing: bool = False):
+                 with_cp: bool = False):
         super().__init__()
         self.input_proj = nn.Linear(target_dims, width)
         self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)  # [cos | sin], 1e4 period
@@ -59,7 +59,7 @@ class AdaLNMLPDenoiser(nn.Module):
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.output = nn.Linear(width, out_dims)
-        self.grad_checkpointing = grad_checkpointing
+        self.with_cp = with_cp
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -78,11 +78,7 @@ class AdaLNMLPDenoiser(nn.Module):
         """Args: x (N, D) noisy targets, t (N,) integer timesteps, z (N, C_z). Returns (N, out_dims)."""
         cond = self.time_embed(self.time_proj(t).to(x.dtype)) + self.cond_embed(z)
         h = self.input_proj(x)
-        for block in self.blocks:
-            if self.grad_checkpointing and self.training and h.requires_grad:
-                h = checkpoint(block, h, cond, use_reentrant=False)
-            else:
-                h = block(h, cond)
+        h = run_blocks(self.blocks, h, cond, with_cp=self.with_cp and self.training)
         shift, scale = self.final_modulation(cond).chunk(2, dim=-1)
         return self.output(self.final_norm(h) * (1 + scale) + shift)
 
@@ -122,19 +118,21 @@ class ConditionalDiffusionHead(BaseModule):
             ``clip_denoised``). None (release) leaves it free; note that with the capped cosine schedule the first
             respaced steps amplify eps errors by 1/sqrt(alpha_t), so only a well-trained head samples well
             unclipped with few steps.
-        grad_checkpointing: Recompute denoiser blocks in the backward pass.
+        with_cp: Recompute denoiser blocks in the backward pass (activation checkpointing).
         denoiser_precision: 'autocast' (default): the denoiser follows the surrounding autocast (bf16 matmuls
             under the bf16 recipe). 'float32': the denoiser too runs with autocast off (about 10x slower matmuls on
             an H100 for the head's share of the step).
         init_cfg: MMEngine init config.
+        grad_checkpointing: Deprecated alias of ``with_cp`` (warns).
     """
 
     def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
                  num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
                  num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
-                 clip_sample_range: Optional[float] = None, grad_checkpointing: bool = False,
-                 denoiser_precision: str = 'autocast', init_cfg=None):
+                 clip_sample_range: Optional[float] = None, with_cp: bool = False,
+                 denoiser_precision: str = 'autocast', init_cfg=None, grad_checkpointing: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
+        with_cp = resolve_with_cp(with_cp, 'ConditionalDiffusionHead', grad_checkpointing=grad_checkpointing)
         if diffusion_batch_mul < 1:
             raise ValueError(f'diffusion_batch_mul must be >= 1, got {diffusion_batch_mul}')
         if denoiser_precision not in ('autocast', 'float32'):
@@ -147,7 +145,7 @@ class ConditionalDiffusionHead(BaseModule):
         self.diffusion_batch_mul = diffusion_batch_mul
         self.loss_weight = loss_weight
         self.clip_sample_range = clip_sample_range
-        self.net = AdaLNMLPDenoiser(target_dims, in_dims, width, depth, 2 * target_dims, grad_checkpointing)
+        self.net = AdaLNMLPDenoiser(target_dims, in_dims, width, depth, 2 * target_dims, with_cp)
         self.scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule,
                                        variance_type='learned_range', prediction_type='epsilon', clip_sample=False,
                                        timestep_spacing='linspace')

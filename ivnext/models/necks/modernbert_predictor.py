@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
+from ..layers import resolve_with_cp, run_blocks
 from ..layers.banded_attention import banded_attention
 from .base_predictor import BasePredictor
 
@@ -61,11 +61,12 @@ class ModernBertPredictor(BasePredictor):
         model_config: ModernBertConfig fields overriding ModernBERT-Large, used when ``pretrained`` is None.
         final_norm: Apply ModernBERT's final LayerNorm. The release does not (its diffusion head sees the raw
             residual stream), so the default is False.
-        gradient_checkpointing: Recompute each layer in the backward pass.
+        with_cp: Recompute each layer in the backward pass (activation checkpointing).
         local_attention_impl: How the local layers attend. 'banded' (default): block-wise attention to the
             window only (:func:`ivnext.models.layers.banded_attention`), same result as 'dense': SDPA over the
             whole sequence with a window mask, as transformers runs it (21x more score FLOPs at 4100 tokens).
         init_cfg: MMEngine init config.
+        gradient_checkpointing: Deprecated alias of ``with_cp`` (warns).
 
     Attributes:
         embed_dims: Output width (ModernBERT hidden size, 1024 for Large).
@@ -73,8 +74,9 @@ class ModernBertPredictor(BasePredictor):
 
     def __init__(self, in_dims: int = 768, num_layers: int = 5, num_cls_tokens: int = 4,
                  grid_size: Sequence[int] = (16, 16, 16), pretrained: Optional[str] = None,
-                 model_config: Optional[dict] = None, final_norm: bool = False, gradient_checkpointing: bool = False,
-                 local_attention_impl: str = 'banded', init_cfg=None):
+                 model_config: Optional[dict] = None, final_norm: bool = False, with_cp: bool = False,
+                 local_attention_impl: str = 'banded', init_cfg=None, gradient_checkpointing: Optional[bool] = None):
+        with_cp = resolve_with_cp(with_cp, 'ModernBertPredictor', gradient_checkpointing=gradient_checkpointing)
         if local_attention_impl not in ('banded', 'dense'):
             raise ValueError(f"local_attention_impl must be 'banded' or 'dense', got {local_attention_impl!r}")
         if pretrained is not None:
@@ -86,7 +88,7 @@ class ModernBertPredictor(BasePredictor):
         self.num_layers = num_layers
         self.layers = layers
         self.norm = norm if final_norm else nn.Identity()
-        self.gradient_checkpointing = gradient_checkpointing
+        self.with_cp = with_cp
         self.local_attention_impl = local_attention_impl
         if local_attention_impl == 'banded':
             _register_banded_attention()
@@ -157,11 +159,11 @@ class ModernBertPredictor(BasePredictor):
     def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, L, C_pred). Returns (B, L, C_pred)."""
         position_ids, window = self.attention_masks(x.shape[1], x.device)
-        for layer in self.layers:
-            if self.gradient_checkpointing and self.training and x.requires_grad:
-                x = checkpoint(layer, x, None, window, position_ids, use_reentrant=False)[0]
-            else:
-                x = layer(x, attention_mask=None, sliding_window_mask=window, position_ids=position_ids)[0]
+
+        def hidden_states(layer: nn.Module):  # a ModernBERT layer returns a tuple; the blocks carry (B, L, C) only
+            return lambda h: layer(h, attention_mask=None, sliding_window_mask=window, position_ids=position_ids)[0]
+
+        x = run_blocks([hidden_states(layer) for layer in self.layers], x, with_cp=self.with_cp and self.training)
         return self.norm(x)
 
 

@@ -1,12 +1,11 @@
 """Stage-1 predictor made of plain pre-norm ViT blocks (the non-text ablation)."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from mmaction.registry import MODELS
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from ..layers import RMSNorm, TransformerBlock
+from ..layers import RMSNorm, TransformerBlock, resolve_with_cp, run_blocks
 from .base_predictor import BasePredictor
 
 
@@ -29,15 +28,18 @@ class TransformerPredictor(BasePredictor):
         drop_path_rate: Stochastic depth, linearly increasing over blocks.
         final_norm: RMSNorm after the last block.
         use_flash_attn: Prefer flash-attn kernels when installed.
-        gradient_checkpointing: Recompute each block in the backward pass.
+        with_cp: Recompute each block in the backward pass (activation checkpointing).
         init_cfg: MMEngine init config.
+        gradient_checkpointing: Deprecated alias of ``with_cp`` (warns).
     """
 
     def __init__(self, in_dims: int = 768, embed_dims: int = 1024, depth: int = 5, num_heads: int = 16,
                  mlp_ratio: float = 4.0, num_cls_tokens: int = 4, grid_size: Sequence[int] = (16, 16, 16),
                  layer_scale_init_value: float = 0.0, drop_path_rate: float = 0.0, final_norm: bool = True,
-                 use_flash_attn: bool = True, gradient_checkpointing: bool = False, init_cfg=None):
+                 use_flash_attn: bool = True, with_cp: bool = False, init_cfg=None,
+                 gradient_checkpointing: Optional[bool] = None):
         super().__init__(in_dims, embed_dims, num_cls_tokens, grid_size, init_cfg=init_cfg)
+        with_cp = resolve_with_cp(with_cp, 'TransformerPredictor', gradient_checkpointing=gradient_checkpointing)
         if depth < 1:
             raise ValueError(f'depth must be >= 1, got {depth}')
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
@@ -46,7 +48,7 @@ class TransformerPredictor(BasePredictor):
                              drop_path=rate, use_flash_attn=use_flash_attn) for rate in rates
         ])
         self.norm = RMSNorm(embed_dims, eps=1e-6) if final_norm else nn.Identity()
-        self.gradient_checkpointing = gradient_checkpointing
+        self.with_cp = with_cp
         for module in self.blocks.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
@@ -55,9 +57,5 @@ class TransformerPredictor(BasePredictor):
 
     def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, L, C_pred). Returns (B, L, C_pred)."""
-        for block in self.blocks:
-            if self.gradient_checkpointing and self.training and x.requires_grad:
-                x = checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
+        x = run_blocks(self.blocks, x, with_cp=self.with_cp and self.training)
         return self.norm(x)

@@ -9,7 +9,7 @@ procedural gratings / noise, tinted with random colours), so the object class is
 is the change of its placement over time. Each clip also draws the object's size, start position, start angle,
 aspect ratio, speed and the background's own slow drift.
 
-Clips are written as mp4 files with :mod:`ivnext.datasets.demo_clips`'s writer, in the same layout (annotation
+Clips are written as mp4 files with :mod:`ivnext.demo.demo_clips`'s writer, in the same layout (annotation
 lists ``{split}_{kind}.txt`` with kinds ``appearance`` and ``motion``, ``pretrain.txt``, ``classes.json``,
 ``clips.json``, ``manifest.json``), so every demo tool reads both clip sets alike. Generated, never downloaded.
 """

@@ -1,0 +1,4 @@
+"""Analysis helpers for ``tools/analysis``: FLOP counting, timing and memory, profiling.
+
+Not imported by ``import ivnext``.
+"""
