@@ -20,7 +20,7 @@ def build_recognizer(frozen_stages: int = -1):
 
 def expected_layer(name: str) -> int:
     """The rule written out by hand for the tiny model."""
-    if name.startswith(('backbone.patch_embed.', 'backbone.cls_token')):
+    if name.startswith(('backbone.patch_embed.', 'backbone.cls_token', 'backbone.pos_embed')):
         return 0
     for i in range(NUM_LAYERS):
         if name.startswith(f'backbone.blocks.{i}.'):
@@ -54,7 +54,7 @@ def test_lr_scales_and_weight_decay_per_parameter():
         group = group_of(optim_wrapper, param)
         layer = expected_layer(name)
         assert group['lr'] == pytest.approx(base_lr * decay**(NUM_LAYERS + 1 - layer)), name
-        no_decay = param.ndim == 1 or name.endswith('.bias') or name.endswith('cls_token')
+        no_decay = param.ndim == 1 or name.endswith(('.bias', 'cls_token', 'pos_embed'))
         assert group['weight_decay'] == (0.0 if no_decay else wd), name
         seen += 1
     assert seen == sum(len(g['params']) for g in optim_wrapper.optimizer.param_groups)
@@ -64,7 +64,8 @@ def test_lr_scales_and_weight_decay_per_parameter():
     assert lr['backbone.blocks.2.attn.qkv.weight'] == pytest.approx(base_lr * decay)
     assert lr['backbone.patch_embed.proj.weight'] == pytest.approx(base_lr * decay**4)
     wd_of = {n: group_of(optim_wrapper, p)['weight_decay'] for n, p in model.named_parameters()}
-    for name in ('backbone.cls_token', 'backbone.blocks.0.ls1.gamma', 'backbone.blocks.0.norm1.weight',
+    assert lr['backbone.pos_embed'] == pytest.approx(base_lr * decay**4)  # learnable table: layer 0
+    for name in ('backbone.cls_token', 'backbone.pos_embed', 'backbone.blocks.0.ls1.gamma', 'backbone.blocks.0.norm1.weight',
                  'backbone.blocks.0.attn.q_norm.weight', 'backbone.blocks.1.mlp.fc1.bias', 'cls_head.norm.weight'):
         assert wd_of[name] == 0.0, name
     assert wd_of['backbone.blocks.1.mlp.fc1.weight'] == wd
