@@ -4,7 +4,7 @@
 # Set the encoder weights with --cfg-options model.backbone.pretrained=PATH (a released Hugging Face folder /
 # .safetensors file, or the output of tools/convert/export_backbone.py).
 _base_ = [
-    '../_base_/datasets/k400.py', '../_base_/schedules/probe_adamw-cosine_20e.py',
+    '../_base_/datasets/k400_sparse_uniform.py', '../_base_/schedules/probe_adamw-cosine_20e.py',
     '../_base_/default_runtime.py'
 ]
 
@@ -36,40 +36,3 @@ model = dict(
         blending=dict(type='CutmixBlending', num_classes=400, alpha=1.0)))
 
 optim_wrapper = dict(optimizer=dict(lr=0.0003))
-
-# Sparse uniform sampling (the paper's K400 probe protocol, as V-JEPA 2's): 16 frames spread over the whole video
-# (one per equal segment; random within the segment for training, its centre for testing) instead of the dataset
-# config's dense 16 x 4 window.
-train_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(type='UniformSample', clip_len=16, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='RandomResizedCrop', area_range=(0.3, 1.0), aspect_ratio_range=(0.75, 4 / 3)),
-    dict(type='Resize', scale=(224, 224), keep_ratio=False),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='TorchVisionWrapper', op='RandAugment', num_ops=2, magnitude=9),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-val_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(type='UniformSample', clip_len=16, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-test_pipeline = [
-    dict(type='DecordInit', io_backend='disk'),
-    dict(type='UniformSample', clip_len=16, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='ThreeCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
-test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
