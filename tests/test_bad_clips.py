@@ -40,6 +40,7 @@ def wrapped(cfg, ann_file: Path):
         cfg[key].dataset = dict(dataset, ann_file=str(ann_file))
     cfg.test_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.randomness = dict(seed=0)  # the same initial weights in every run, so scores can be compared
     cfg.experiment_name = f'bad_clips_{next(_names)}'
     return cfg
 
