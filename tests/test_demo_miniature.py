@@ -42,6 +42,22 @@ def test_object_shapes_differ_and_clips_are_deterministic():
         ObjectMotionConfig(shapes=('blob',))
 
 
+def test_unlabelled_pretraining_clips_join_the_pretraining_list_only(tmp_path):
+    from ivnext.demo.object_motion_clips import build_object_motion_clips
+    config = ObjectMotionConfig(shapes=('star', 'heart'), motions=('move_left', 'grow'), num_clips_per_class=1,
+                                num_val_clips_per_class=1, num_pretrain_clips=3, frames=2, size=32)
+    manifest = build_object_motion_clips(str(tmp_path), config)
+    assert manifest['counts'] == dict(train=4, val=4, pretrain=3)
+    pretrain = (tmp_path / 'pretrain.txt').read_text().split()
+    train = [line.split()[0] for line in (tmp_path / 'train_appearance.txt').read_text().splitlines()]
+    assert pretrain[:4] == train and len(pretrain) == 7
+    assert all(p.startswith('videos/pretrain/') and (tmp_path / p).is_file() for p in pretrain[4:])
+    labelled = (tmp_path / 'train_motion.txt').read_text() + (tmp_path / 'val_motion.txt').read_text()
+    assert 'videos/pretrain/' not in labelled
+    with pytest.raises(ValueError, match='num_pretrain_clips'):
+        ObjectMotionConfig(num_pretrain_clips=-1)
+
+
 def test_cached_teacher_returns_the_wrapped_outputs_and_reuses_them():
     torch.manual_seed(0)
     cached = CachedTeacher(dict(type='DINOv2Teacher', model_config=DINO, image_size=16, return_layers=[1, 2]),

@@ -99,6 +99,10 @@ class ObjectMotionConfig:
         motions: Motion classes (names from :data:`MOTIONS`).
         num_clips_per_class: Train clips per (shape, motion) pair.
         num_val_clips_per_class: Val clips per pair.
+        num_pretrain_clips: Extra unlabelled clips for pretraining only (``videos/pretrain/``), each with a shape and
+            a motion drawn at random from the same lists and a seed stream of its own; ``pretrain.txt`` lists the
+            train clips followed by these. Self-supervised pretraining learns from the amount of data it sees, and
+            unlabelled clips are what a pretraining set has plenty of.
         frames: Frames per clip.
         size: Frame side in pixels (even).
         fps: Frame rate stored in the files.
@@ -109,6 +113,7 @@ class ObjectMotionConfig:
     motions: Sequence[str] = MOTIONS
     num_clips_per_class: int = 10
     num_val_clips_per_class: int = 5
+    num_pretrain_clips: int = 0
     frames: int = 16
     size: int = 112
     fps: int = 8
@@ -124,6 +129,8 @@ class ObjectMotionConfig:
                 raise ValueError(f'unknown motion {name!r} in motions; choose from {MOTIONS}.')
         if self.size % 2 or self.size < 32:
             raise ValueError(f'size must be an even number >= 32, got {self.size}.')
+        if self.num_pretrain_clips < 0:
+            raise ValueError(f'num_pretrain_clips must be >= 0, got {self.num_pretrain_clips}.')
         if self.frames < 2:
             raise ValueError(f'frames must be >= 2, got {self.frames}.')
 
@@ -303,16 +310,28 @@ def build_object_motion_clips(out_dir: str, config: ObjectMotionConfig, force: b
                     records.append(dict(path=rel, split=split, appearance=s, motion=m, appearance_name=shape,
                                         motion_name=motion, **draws))
         log(f'{split}: {sum(r["split"] == split for r in records)} clips')
+    if config.num_pretrain_clips:
+        os.makedirs(osp.join(video_root, 'pretrain'))
+    for k in range(config.num_pretrain_clips):
+        rng = np.random.default_rng([config.seed, len(SPLITS), k, 11])
+        shape = config.shapes[int(rng.integers(len(config.shapes)))]
+        motion = config.motions[int(rng.integers(len(config.motions)))]
+        clip, draws = draw_clip(shape, motion, config.frames, config.size, rng, pool)
+        rel = f'videos/pretrain/{k:05d}.mp4'
+        write_mp4(osp.join(out_dir, rel), clip, fps=config.fps, codec=codec)
+        records.append(dict(path=rel, split='pretrain', appearance=None, motion=None, **draws))
+    if config.num_pretrain_clips:
+        log(f'pretrain: {config.num_pretrain_clips} unlabelled clips')
     for split in SPLITS:
         rows = [r for r in records if r['split'] == split]
         for kind in LABEL_KINDS:
             _atomic_write(osp.join(out_dir, f'{split}_{kind}.txt'), ''.join(f'{r["path"]} {r[kind]}\n' for r in rows))
     _atomic_write(osp.join(out_dir, 'pretrain.txt'), ''.join(f'{r["path"]}\n' for r in records
-                                                             if r['split'] == 'train'))
+                                                             if r['split'] in ('train', 'pretrain')))
     _atomic_write(osp.join(out_dir, 'classes.json'),
                   json.dumps(dict(appearance=list(config.shapes), motion=list(config.motions)), indent=2))
     _atomic_write(osp.join(out_dir, 'clips.json'), json.dumps(records, indent=1))
-    counts = {split: sum(r['split'] == split for r in records) for split in SPLITS}
+    counts = {split: sum(r['split'] == split for r in records) for split in SPLITS + ('pretrain',)}
     files = [f'{split}_{kind}.txt' for split in SPLITS for kind in LABEL_KINDS]
     files += ['pretrain.txt', 'classes.json', 'clips.json'] + [r['path'] for r in records]
     manifest = dict(params=config.params(), digest=config.digest(), codec=codec, counts=counts,
