@@ -8,8 +8,8 @@ from mmaction.registry import MODELS
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ivnext  # noqa: F401
-from ivnext.models.maskers import (BaseMasker, MultiBlockMasker3D, RandomMasker, SemanticAwareMasker, TokenMask,
-                                   TubeMasker)
+from ivnext.models.maskers import (BaseMasker, MultiBlockMasker3D, RandomMasker, RatioMasker, SemanticAwareMasker,
+                                   TokenMask, TubeMasker)
 
 GRID = (4, 6, 6)
 N = math.prod(GRID)
@@ -144,6 +144,8 @@ def test_multiblock_masker_returns_token_masks_with_context_cap(kwargs):
 
 def test_every_masker_implements_sample_and_only_ratio_maskers_report_counts_up_front():
     assert BaseMasker.__abstractmethods__ == frozenset({'sample'})
+    assert RatioMasker.__abstractmethods__ == frozenset({'sample', 'num_masked'})
+    assert all(isinstance(m, RatioMasker) for m, _ in RATIO_MASKERS)
     assert not hasattr(MultiBlockMasker3D(), 'num_masked')
     assert not hasattr(MultiBlockMasker3D(), 'mask_ratio')
     with pytest.raises(TypeError, match='abstract'):

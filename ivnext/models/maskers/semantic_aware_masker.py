@@ -5,7 +5,7 @@ import torch
 from mmaction.registry import MODELS
 
 from ..utils import assert_on_device
-from .base_masker import RatioMasker
+from .ratio_masker import RatioMasker
 from .token_mask import TokenMask
 
 

@@ -4,7 +4,7 @@ from typing import Optional, Sequence
 import torch
 from mmaction.registry import MODELS
 
-from .base_masker import RatioMasker
+from .ratio_masker import RatioMasker
 from .token_mask import TokenMask
 
 
