@@ -114,7 +114,7 @@ RATIO_MASKERS = [
 ]
 
 
-@pytest.mark.parametrize('masker, needs', RATIO_MASKERS, ids=lambda m: type(m).__name__ if m else '')
+@pytest.mark.parametrize('masker, needs', RATIO_MASKERS, ids=['random', 'tube', 'semantic_sample', 'semantic_topk'])
 def test_ratio_maskers_return_token_masks_with_their_count(masker, needs):
     importance = torch.rand(3, GRID[0], GRID[1] * GRID[2], generator=_gen(1)) if needs else None
     tm = masker.sample(3, GRID, importance=importance, generator=_gen(2))
