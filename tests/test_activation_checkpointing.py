@@ -10,6 +10,7 @@ from torch import nn
 from ivnext.models.backbones import InternVideoNextViT
 from ivnext.models.heads import ConditionalDiffusionHead
 from ivnext.models.layers import resolve_with_cp, run_blocks
+from ivnext.models.maskers import TokenMask
 from ivnext.models.necks import ModernBertPredictor, TransformerPredictor
 
 GRID = (2, 3, 4)
@@ -37,7 +38,7 @@ def _predictor_inputs():
     mask = torch.ones(2, 24, dtype=torch.bool)
     for i in range(2):
         mask[i, torch.randperm(24, generator=g)[:6]] = False
-    return torch.randn(2, 2 + 6, 32, generator=g), mask
+    return torch.randn(2, 2 + 6, 32, generator=g), TokenMask.from_mask(mask)
 
 
 def _transformer_predictor(**kw):

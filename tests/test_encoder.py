@@ -8,7 +8,8 @@ from einops import rearrange
 
 from ivnext.models.backbones import InternVideoNextViT
 from ivnext.models.layers import interpolate_pos_embed, sincos_3d
-from ivnext.models.utils import gather_tokens, mask_to_index, patchify, unpatchify
+from ivnext.models.maskers import TokenMask
+from ivnext.models.utils import gather_tokens, patchify, unpatchify
 from ivnext.utils.checkpoint import load_encoder_checkpoint
 
 TINY = dict(embed_dims=64, num_layers=3, num_heads=4, mlp_ratio=2.0)
@@ -100,8 +101,8 @@ def test_mask_must_be_balanced_and_shaped():
 
 def test_mask_to_index_keeps_raster_order():
     mask = torch.tensor([[True, False, False, True, False], [False, True, False, True, False]])
-    assert mask_to_index(mask).tolist() == [[1, 2, 4], [0, 2, 4]]
-    assert mask_to_index(mask, masked=True).tolist() == [[0, 3], [1, 3]]
+    assert TokenMask.from_mask(mask).visible_index.tolist() == [[1, 2, 4], [0, 2, 4]]
+    assert TokenMask.from_mask(mask).masked_index.tolist() == [[0, 3], [1, 3]]
     t = torch.arange(10.).view(1, 5, 2)
     assert gather_tokens(t, torch.tensor([[4, 0]])).tolist() == [[[8., 9.], [0., 1.]]]
 

@@ -23,33 +23,33 @@ def test_registered_and_built_from_config():
 
 def test_random_masker_exact_count_and_reproducible():
     masker = RandomMasker(mask_ratio=0.75)
-    m1 = masker(6, GRID, generator=_gen(1))
-    m2 = masker(6, GRID, generator=_gen(1))
-    m3 = masker(6, GRID, generator=_gen(2))
+    m1 = masker(6, GRID, generator=_gen(1)).mask
+    m2 = masker(6, GRID, generator=_gen(1)).mask
+    m3 = masker(6, GRID, generator=_gen(2)).mask
     n = math.prod(GRID)
     assert m1.shape == (6, n) and m1.dtype == torch.bool
     assert (m1.sum(1) == int(n * 0.75)).all()
     assert torch.equal(m1, m2) and not torch.equal(m1, m3)
     # samples differ from each other and every token gets masked sometimes
     assert not torch.equal(m1[0], m1[1])
-    many = masker(400, GRID, generator=_gen(3)).float().mean(0)
+    many = masker(400, GRID, generator=_gen(3)).mask.float().mean(0)
     assert (many - 0.75).abs().max() < 0.15
 
 
 def test_tube_masker_same_spatial_mask_in_every_frame():
     masker = TubeMasker(mask_ratio=0.8)
-    mask = masker(5, GRID, generator=_gen(0)).view(5, GRID[0], -1)
+    mask = masker(5, GRID, generator=_gen(0)).mask.view(5, GRID[0], -1)
     assert (mask == mask[:, :1]).all()
     assert (mask.sum(-1) == int(64 * 0.8)).all()
-    assert torch.equal(mask, masker(5, GRID, generator=_gen(0)).view(5, GRID[0], -1))
+    assert torch.equal(mask, masker(5, GRID, generator=_gen(0)).mask.view(5, GRID[0], -1))
     assert masker.num_masked(GRID) == GRID[0] * int(64 * 0.8)
 
 
 def test_semantic_masker_counts_per_frame_and_reproducible():
     masker = SemanticAwareMasker(mask_ratio=0.75)
     imp = torch.rand(3, GRID[0], 64, generator=_gen(5))
-    m1 = masker(3, GRID, importance=imp, generator=_gen(7))
-    assert torch.equal(m1, masker(3, GRID, importance=imp, generator=_gen(7)))
+    m1 = masker(3, GRID, importance=imp, generator=_gen(7)).mask
+    assert torch.equal(m1, masker(3, GRID, importance=imp, generator=_gen(7)).mask)
     per_frame = m1.view(3, GRID[0], 64).sum(-1)
     assert (per_frame == 48).all()
     assert masker.num_masked(GRID) == GRID[0] * 48
@@ -58,7 +58,7 @@ def test_semantic_masker_counts_per_frame_and_reproducible():
 def test_semantic_masker_topk_exact():
     masker = SemanticAwareMasker(mask_ratio=0.8, mode='topk')
     imp = torch.rand(2, GRID[0], 64, generator=_gen(11))
-    mask = masker(2, GRID, importance=imp.view(2, GRID[0], 8, 8)).view(2, GRID[0], 64)
+    mask = masker(2, GRID, importance=imp.view(2, GRID[0], 8, 8)).mask.view(2, GRID[0], 64)
     k = 64 - int(64 * 0.8)
     expected = torch.ones_like(mask)
     expected.scatter_(-1, imp.topk(k, -1).indices, False)
@@ -77,7 +77,7 @@ def test_semantic_masker_sampling_follows_importance():
     imp[..., high] = 20.
     masker = SemanticAwareMasker(mask_ratio=0.75)  # 16 visible of 64
     b = 2000
-    mask = masker(b, (t, h, w), importance=imp.expand(b, 1, 64), generator=_gen(0))
+    mask = masker(b, (t, h, w), importance=imp.expand(b, 1, 64), generator=_gen(0)).mask
     visible_rate = (~mask).float().mean(0)
     hi, lo = visible_rate[high].mean(), visible_rate[~high].mean()
     # exact law of drawing 16 of 64 without replacement with weights 20/1 gives ~0.47 vs ~0.029
@@ -93,7 +93,7 @@ def test_semantic_masker_sampling_follows_importance():
 def test_semantic_masker_zero_importance_never_visible_when_avoidable():
     imp = torch.zeros(50, 1, 64)
     imp[..., :20] = torch.rand(50, 1, 20, generator=_gen(2)) + 0.01
-    mask = SemanticAwareMasker(mask_ratio=0.75)(50, (1, 8, 8), importance=imp, generator=_gen(3))
+    mask = SemanticAwareMasker(mask_ratio=0.75)(50, (1, 8, 8), importance=imp, generator=_gen(3)).mask
     assert mask[:, 20:].all()
 
 
@@ -123,7 +123,8 @@ def _boxes_union(blocks, grid):
 def test_multiblock_union_of_full_length_boxes_equal_counts():
     grid = (4, 14, 14)
     masker = MultiBlockMasker3D(num_blocks=8, spatial_scale=(0.15, 0.15))
-    mask, blocks, num_masked = masker.sample_with_blocks(8, grid, generator=_gen(0))
+    token_mask, blocks = masker.sample_with_blocks(8, grid, generator=_gen(0))
+    mask, num_masked = token_mask.mask, token_mask.num_masked
     assert blocks.shape == (8, 8, 6)
     # full temporal extent, same size for every block (V-JEPA draws one size per batch)
     assert (blocks[..., 0] == 0).all() and (blocks[..., 3] == grid[0]).all()
@@ -141,7 +142,7 @@ def test_multiblock_union_of_full_length_boxes_equal_counts():
     b0 = int(context.argmin())
     assert torch.equal(mask[b0], union[b0])
     # same as the plain call and reproducible
-    assert torch.equal(mask, masker(8, grid, generator=_gen(0)))
+    assert torch.equal(mask, masker(8, grid, generator=_gen(0)).mask)
 
 
 def test_multiblock_block_statistics_match_config():
@@ -160,7 +161,8 @@ def test_multiblock_block_statistics_match_config():
     assert 0.6 <= ratios.min() and ratios.max() <= 1.8
     assert abs(ratios.log().mean() - math.log(1.1)) < 0.12
     # a single block: the smallest-context sample masks exactly h*w*T tokens
-    mask, blocks, num_masked = masker.sample_with_blocks(4, grid, generator=_gen(9))
+    token_mask, blocks = masker.sample_with_blocks(4, grid, generator=_gen(9))
+    mask = token_mask.mask
     t, h, w = (blocks[0, 0, 3:] - blocks[0, 0, :3]).tolist()
     assert (mask.sum(1) == t * h * w).all()
 
@@ -168,9 +170,10 @@ def test_multiblock_block_statistics_match_config():
 def test_multiblock_context_cap_and_positions_vary():
     grid = (4, 16, 16)
     masker = MultiBlockMasker3D(num_blocks=2, spatial_scale=(0.7, 0.7), max_context_tokens=100)
-    mask, blocks, num_masked = masker.sample_with_blocks(16, grid, generator=_gen(1))
+    token_mask, blocks = masker.sample_with_blocks(16, grid, generator=_gen(1))
+    mask = token_mask.mask
     assert ((~mask).sum(1) == 100).all()
     assert len({tuple(b) for b in blocks[:, 0, :3].tolist()}) > 1
-    assert masker(16, grid, generator=_gen(1)).equal(mask)
+    assert masker(16, grid, generator=_gen(1)).mask.equal(mask)
     with pytest.raises(ValueError, match='spatial_scale'):
         MultiBlockMasker3D(spatial_scale=(0., 0.2))

@@ -6,6 +6,7 @@ from mmaction.registry import MODELS
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
 from ivnext.models.layers import sincos_3d
+from ivnext.models.maskers import TokenMask
 from ivnext.models.necks import ModernBertPredictor, TransformerPredictor
 
 GRID = (2, 3, 4)
@@ -41,7 +42,7 @@ def test_assembly_places_tokens_and_mask_token(build):
     tokens, mask = make_inputs()
     seen = {}
     pred.projector.register_forward_pre_hook(lambda m, args: seen.setdefault('x', args[0].detach()))
-    out = pred(tokens, mask, GRID)
+    out = pred(tokens, TokenMask.from_mask(mask), GRID)
     assert out.shape == (2, 2 + N, pred.embed_dims)
 
     x = seen['x']
@@ -59,7 +60,7 @@ def test_gradients_reach_projector_mask_token_and_layers(build):
     pred = build()
     tokens, mask = make_inputs()
     tokens.requires_grad_(True)
-    pred(tokens, mask, GRID).pow(2).mean().backward()
+    pred(tokens, TokenMask.from_mask(mask), GRID).pow(2).mean().backward()
     layers = pred.layers if isinstance(pred, ModernBertPredictor) else pred.blocks
     for name, param in [('mask_token', pred.mask_token), ('projector', pred.projector.fc1.weight)] + [
             (f'layer{i}', next(layer.parameters())) for i, layer in enumerate(layers)]:
@@ -73,7 +74,7 @@ def test_gradient_checkpointing_matches():
     ckpt = tiny_modernbert(gradient_checkpointing=True)
     ckpt.load_state_dict(ref.state_dict())
     tokens, mask = make_inputs()
-    out_ref, out_ckpt = ref(tokens, mask, GRID), ckpt(tokens, mask, GRID)
+    out_ref, out_ckpt = ref(tokens, TokenMask.from_mask(mask), GRID), ckpt(tokens, TokenMask.from_mask(mask), GRID)
     torch.testing.assert_close(out_ref, out_ckpt)
     out_ref.sum().backward()
     out_ckpt.sum().backward()
@@ -85,9 +86,9 @@ def test_position_embedding_follows_grid():
     tokens, mask = make_inputs()
     seen = []
     pred.projector.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
-    pred(tokens, mask, GRID)
+    pred(tokens, TokenMask.from_mask(mask), GRID)
     # a different grid with the same token count changes the positions the predictor sees
-    pred(tokens, mask, (4, 3, 2))
+    pred(tokens, TokenMask.from_mask(mask), (4, 3, 2))
     assert not torch.allclose(seen[0], seen[1])
 
 
@@ -95,11 +96,11 @@ def test_bad_inputs_raise():
     pred = tiny_transformer()
     tokens, mask = make_inputs()
     with pytest.raises(ValueError, match='visible tokens'):
-        pred(tokens[:, :-1], mask, GRID)
+        pred(tokens[:, :-1], TokenMask.from_mask(mask), GRID)
     with pytest.raises(ValueError, match='grid'):
-        pred(tokens, mask, (2, 3, 3))
+        pred(tokens, TokenMask.from_mask(mask), (2, 3, 3))
     with pytest.raises(ValueError, match='in_dims'):
-        pred(tokens[..., :16], mask, GRID)
+        pred(tokens[..., :16], TokenMask.from_mask(mask), GRID)
 
 
 def save_tiny_modernbert(path):

@@ -8,6 +8,7 @@ from mmaction.registry import HOOKS
 from ivnext.engine import compile_blocks
 from ivnext.models.backbones import InternVideoNextViT
 from ivnext.models.heads import ConditionalDiffusionHead
+from ivnext.models.maskers import TokenMask
 
 
 def _encoder():
@@ -27,8 +28,9 @@ def test_compiled_encoder_blocks_match_eager(with_cp):
     x = torch.randn(2, 3, 2, 28, 28)
     mask = torch.zeros(2, 8, dtype=torch.bool)
     mask[:, ::2] = True
-    out_e, _ = eager.forward_tokens(x, mask, num_masked=4)
-    out_c, _ = compiled.forward_tokens(x, mask, num_masked=4)
+    mask = TokenMask.from_mask(mask, num_masked=4)
+    out_e, _ = eager.forward_tokens(x, mask)
+    out_c, _ = compiled.forward_tokens(x, mask)
     torch.testing.assert_close(out_c, out_e)
     out_e.square().mean().backward()
     out_c.square().mean().backward()

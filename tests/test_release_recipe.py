@@ -133,7 +133,8 @@ def context_stats(order: str, grid=(8, 8, 8), ratio=400 / 2048, draws=40):
     n = grid[0] * grid[1] * grid[2]
     kept_t, dropped_t, counts = [], [], []
     for _ in range(draws):
-        mask, blocks, num_masked = masker.sample_with_blocks(4, grid, generator=gen)
+        token_mask, blocks = masker.sample_with_blocks(4, grid, generator=gen)
+        mask, num_masked = token_mask.mask, token_mask.num_masked
         union = masker.blocks_to_union(blocks, grid)
         visible = ~mask
         assert not (visible & union).any()  # context never inside a block
@@ -168,7 +169,8 @@ def test_random_context_ablation_spreads_over_time():
 def test_context_equalised_to_batch_minimum_without_cap():
     masker = MultiBlockMasker3D(num_blocks=2, spatial_scale=(0.3, 0.3), context_order='raster')
     gen = torch.Generator().manual_seed(1)
-    mask, blocks, num_masked = masker.sample_with_blocks(6, (4, 8, 8), generator=gen)
+    token_mask, blocks = masker.sample_with_blocks(6, (4, 8, 8), generator=gen)
+    mask, num_masked = token_mask.mask, token_mask.num_masked
     union = masker.blocks_to_union(blocks, (4, 8, 8))
     assert int((~mask).sum(1).min()) == int((~union).sum(1).min())
     assert ((~mask).sum(1) == 256 - num_masked).all()

@@ -107,7 +107,7 @@ def test_tiny_model_overfits_one_batch_and_reconstruction_beats_mask_token_basel
     x = torch.randn(2, 3, FRAMES, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     x = x + torch.linspace(-1, 1, SIZE).view(1, 1, 1, 1, SIZE)  # some spatial structure to predict
     mask = model.masker(2, model.backbone.grid_of(x), generator=torch.Generator().manual_seed(2))
-    model.masker.forward = lambda *a, **k: mask  # one fixed batch, one fixed mask
+    model.masker.sample = lambda *a, **k: mask  # one fixed batch, one fixed mask
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     first = None
     for _ in range(150):
@@ -119,7 +119,7 @@ def test_tiny_model_overfits_one_batch_and_reconstruction_beats_mask_token_basel
     assert loss.item() < first / 5
     model.eval()
     out = model.reconstruct(x, mask=mask)
-    masked = mask
+    masked = mask.mask
     err = (out['reconstruction'] - out['target'])[masked].pow(2).mean()
     # Mask-token baseline: the predictor on an encoder that saw nothing but mask tokens = per-position mean.
     baseline = (out['target'][masked] - out['target'][~masked].mean(0)).pow(2).mean()

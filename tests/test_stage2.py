@@ -108,7 +108,8 @@ def test_mask_views_have_the_configured_block_statistics(view, num_blocks, scale
     g = torch.Generator().manual_seed(view)
     fractions = []
     for _ in range(20):
-        mask, blocks, num_masked = masker.sample_with_blocks(4, grid, generator=g)
+        token_mask, blocks = masker.sample_with_blocks(4, grid, generator=g)
+        mask = token_mask.mask
         assert blocks.shape == (4, num_blocks, 6)
         # Full temporal extent, one block size per call with the configured area and aspect ratio.
         assert (blocks[..., 0] == 0).all() and (blocks[..., 3] == grid[0]).all()

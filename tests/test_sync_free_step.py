@@ -14,7 +14,7 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 
 import ivnext  # noqa: F401
-from ivnext.models.utils import mask_to_index
+from ivnext.models.maskers import TokenMask
 
 REPO = Path(__file__).resolve().parents[1]
 META = torch.device('meta')
@@ -50,8 +50,8 @@ def test_host_read_is_caught_on_meta():
     """The probe works: the count-less index path reads the mask back and fails on meta."""
     mask = torch.zeros(2, 8, dtype=torch.bool, device=META)
     with pytest.raises(NotImplementedError, match='meta tensor'):  # .tolist() of a meta tensor: no data to copy
-        mask_to_index(mask)
-    assert mask_to_index(mask, count=8).shape == (2, 8)
+        TokenMask.from_mask(mask)
+    assert TokenMask.from_mask(mask, num_masked=0).visible_index.shape == (2, 8)
 
 
 def test_stage1_step_has_no_host_read(meta_autocast):
@@ -87,7 +87,7 @@ def test_stage2_step_has_no_host_read(meta_autocast):
 
 def test_reported_count_is_checked_against_the_mask():
     mask = torch.tensor([[True, False, False, True], [False, True, False, True]])
-    assert mask_to_index(mask, count=2).tolist() == [[1, 2], [0, 2]]
-    assert mask_to_index(mask, masked=True, count=2).tolist() == [[0, 3], [1, 3]]
+    assert TokenMask.from_mask(mask, num_masked=2).visible_index.tolist() == [[1, 2], [0, 2]]
+    assert TokenMask.from_mask(mask, num_masked=2).masked_index.tolist() == [[0, 3], [1, 3]]
     with pytest.raises(ValueError, match='must hold 3 visible tokens'):
-        mask_to_index(mask, count=3)
+        TokenMask.from_mask(mask, num_masked=1)

@@ -1,6 +1,6 @@
 """Tensor helpers shared by models: patchify / unpatchify, token gathering and sync-free device checks."""
 import contextlib
-from typing import ContextManager, Optional, Tuple
+from typing import ContextManager, Tuple
 
 import torch
 from einops import rearrange
@@ -75,36 +75,3 @@ def assert_on_device(condition: torch.Tensor, message: str) -> None:
             raise ValueError(message)
     else:
         torch._assert_async(condition, message)
-
-
-def mask_to_index(mask: torch.Tensor, masked: bool = False, count: Optional[int] = None) -> torch.Tensor:
-    """Indices of visible (or masked) tokens, in raster order.
-
-    Args:
-        mask: (B, N) bool, True = masked. Every row must have the same count of True.
-        masked: Return indices of masked tokens instead of visible ones.
-        count: Selected tokens per sample when the caller knows it (maskers do: ``BaseMasker.sample``); it is then
-            checked on the device and the step needs no host read. Without it the count is read back (one sync).
-
-    Returns:
-        Tensor: (B, K) long.
-    """
-    keep = mask if masked else ~mask
-    if keep.shape[0] == 0:
-        return keep.new_zeros((0, 0 if count is None else count), dtype=torch.long)
-    per_sample = keep.sum(1)
-    what = 'masked' if masked else 'visible'
-    if count is None:
-        # One host read for the check and the count (a device sync on GPU).
-        low, high = torch.stack(per_sample.aminmax()).tolist()
-        if low != high:
-            raise ValueError(f'mask must mask the same number of tokens in every sample, got {what} counts '
-                             f'{per_sample.tolist()}')
-        count = low
-    else:
-        assert_on_device(per_sample.eq(count).all(),
-                         f'every mask row must hold {count} {what} tokens: use the same mask (and the count its '
-                         'masker reported) for the encoder, the predictor and the targets')
-    # Stable sort puts selected tokens first while keeping raster order.
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
-    return order[:, :count]

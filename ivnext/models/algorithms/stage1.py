@@ -1,11 +1,12 @@
 """Stage 1: masked video modelling with a conditional diffusion pixel decoder and an image-level semantic prior."""
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmaction.registry import MODELS
 from mmengine.structures import BaseDataElement
 
-from ..utils import gather_tokens, mask_to_index, patchify
+from ..maskers.token_mask import TokenMask
+from ..utils import gather_tokens, patchify
 from .base_pretrainer import BasePretrainer
 
 
@@ -85,9 +86,8 @@ class InternVideoNextStage1(BasePretrainer):
                              "teacher.image_size so that image_size / teacher patch == clip size / student patch")
         return targets
 
-    def sample_mask(self, clips: torch.Tensor, targets: Optional[Dict]) -> Tuple[torch.Tensor, int]:
-        """(B, N) bool mask (True = masked) and its masked count per row; importance-driven maskers read the
-        teacher's map."""
+    def sample_mask(self, clips: torch.Tensor, targets: Optional[Dict]) -> TokenMask:
+        """The step's token mask; importance-driven maskers read the teacher's map."""
         importance = targets['importance'] if targets is not None else None
         return self.masker.sample(clips.shape[0], self.backbone.grid_of(clips), importance=importance,
                                   device=clips.device)
@@ -105,46 +105,45 @@ class InternVideoNextStage1(BasePretrainer):
         """
         clips = self.flatten_clips(inputs)
         targets = self.teacher_targets(clips)
-        mask, num_masked = self.sample_mask(clips, targets)
-        final, hidden = self.backbone.forward_tokens(clips, mask, self.align_layers, num_masked)
+        mask = self.sample_mask(clips, targets)
+        final, hidden = self.backbone.forward_tokens(clips, mask, self.align_layers)
         losses: Dict[str, torch.Tensor] = {}
         num_cls = self.backbone.num_cls_tokens
         if self.align_head is not None:
-            visible = mask_to_index(mask, count=final.shape[1] - num_cls)
+            visible = mask.visible_index
             teacher_layers = [gather_tokens(t, visible) for t in targets['hidden_states']]
             losses.update(self.align_head.loss([h[:, num_cls:] for h in hidden], teacher_layers, visible,
                                                self.backbone.grid_of(clips)))
         if self.pooled_align_head is not None:
             losses.update(self.pooled_align_head.loss(self.backbone.pool(final), targets['pooled']))
         if self.head is not None:
-            z, pixels, _ = self.masked_predictions(clips, final, mask)
+            z, pixels = self.masked_predictions(clips, final, mask)
             losses.update(self.head.loss(z, pixels))
         return losses
 
-    def masked_predictions(self, clips: torch.Tensor, final: torch.Tensor, mask: torch.Tensor):
-        """Predictor outputs and pixel targets at the masked tokens.
+    def masked_predictions(self, clips: torch.Tensor, final: torch.Tensor,
+                           mask: TokenMask) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Predictor outputs and pixel targets at the masked tokens (``mask.masked_index``).
 
         Returns:
-            tuple: z (B, M, C_pred), target pixels (B, M, u*p*p*3), masked indices (B, M).
+            tuple: z (B, M, C_pred) and target pixels (B, M, u*p*p*3).
         """
         grid = self.backbone.grid_of(clips)
-        num_cls = self.backbone.num_cls_tokens
-        pred = self.neck(final, mask, grid)[:, num_cls:]
-        masked = mask_to_index(mask, masked=True, count=pred.shape[1] - (final.shape[1] - num_cls))
+        pred = self.neck(final, mask, grid)[:, self.backbone.num_cls_tokens:]
         pixels = patchify(clips, self.backbone.patch_size, self.backbone.tubelet_size)
-        return gather_tokens(pred, masked), gather_tokens(pixels, masked), masked
+        return gather_tokens(pred, mask.masked_index), gather_tokens(pixels, mask.masked_index)
 
     @torch.no_grad()
     def reconstruct(self, inputs: torch.Tensor, num_inference_steps: Optional[int] = None,
                     generator: Optional[torch.Generator] = None,
-                    mask: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+                    mask: Optional[Union[TokenMask, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
         """Reconstruct the masked patches of clips.
 
         Args:
             inputs: Normalised clips (B, 3, T, H, W) or (B, M, 3, T, H, W).
             num_inference_steps: Diffusion sampling steps (default: ``self.num_inference_steps`` or the head's).
             generator: Torch generator for the sampler's noise.
-            mask: Optional (B, N) bool mask; sampled by the masker otherwise.
+            mask: Optional :class:`TokenMask` or (B, N) bool mask (True = masked); sampled by the masker otherwise.
 
         Returns:
             dict: ``mask`` (B, N), ``target`` (B, N, D) pixel patches, ``reconstruction`` (B, N, D) with visible
@@ -153,16 +152,15 @@ class InternVideoNextStage1(BasePretrainer):
         if self.head is None:
             raise RuntimeError('this Stage-1 model has no pixel head to reconstruct with')
         clips = self.flatten_clips(inputs)
-        num_masked = None
-        if mask is None:
-            mask, num_masked = self.sample_mask(clips, self.teacher_targets(clips))
-        final, _ = self.backbone.forward_tokens(clips, mask, num_masked=num_masked)
-        z, _, masked = self.masked_predictions(clips, final, mask)
+        mask = self.sample_mask(clips, self.teacher_targets(clips)) if mask is None else TokenMask.coerce(mask)
+        final, _ = self.backbone.forward_tokens(clips, mask)
+        z, _ = self.masked_predictions(clips, final, mask)
+        masked = mask.masked_index
         steps = num_inference_steps or self.num_inference_steps
         decoded = self.head.sample(z, num_inference_steps=steps, generator=generator)
         target = patchify(clips, self.backbone.patch_size, self.backbone.tubelet_size)
         recon = target.scatter(1, masked.unsqueeze(-1).expand(-1, -1, target.shape[-1]), decoded.to(target.dtype))
-        return dict(mask=mask, target=target, reconstruction=recon, grid=self.backbone.grid_of(clips))
+        return dict(mask=mask.mask, target=target, reconstruction=recon, grid=self.backbone.grid_of(clips))
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> List[BaseDataElement]:
         """Reconstructions as data elements (one per clip) with ``mask``, ``target`` and ``reconstruction``."""

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.logging import MMLogger
 
-from ..utils import gather_tokens, mask_to_index
+from ..utils import gather_tokens
 from .base_pretrainer import BasePretrainer
 
 
@@ -141,10 +141,10 @@ class InternVideoNextStage2(BasePretrainer):
         num_cls = self.backbone.num_cls_tokens
         total, logs = 0.0, {}
         for v, masker in enumerate(self.maskers):
-            mask, num_masked = masker.sample(clips.shape[0], grid, device=clips.device)
-            final, _ = self.backbone.forward_tokens(clips, mask, num_masked=num_masked)
+            mask = masker.sample(clips.shape[0], grid, device=clips.device)
+            final, _ = self.backbone.forward_tokens(clips, mask)
             pred = self.neck(final, mask, grid)[:, num_cls:]
-            masked = mask_to_index(mask, masked=True, count=num_masked)
+            masked = mask.masked_index
             view_loss = self.head.loss(gather_tokens(pred, masked), gather_tokens(targets, masked))['loss_latent']
             logs[f'view{v}_latent'] = view_loss.detach()
             total = total + view_loss

@@ -10,7 +10,8 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
 from ..layers import AttentionPoolingBlock, RMSNorm, TransformerBlock, interpolate_pos_embed, run_blocks, sincos_3d
-from ..utils import gather_tokens, mask_to_index, patchify
+from ..maskers.token_mask import TokenMask
+from ..utils import gather_tokens, patchify
 
 ARCH_SETTINGS: Dict[str, Dict] = {
     # Paper: Base 768/12/12, Large 1024/24/16, 1B 1408/40/16 with MLP ratio 48/11.
@@ -261,17 +262,16 @@ class InternVideoNextViT(BaseModule):
         x = run_blocks(self.blocks, x, with_cp=self.with_cp and self.training, on_output=keep)
         return x, hidden
 
-    def forward_tokens(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None,
-                       return_layers: Sequence[int] = (),
-                       num_masked: Optional[int] = None) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward_tokens(self, x: torch.Tensor, mask: Optional[Union[TokenMask, torch.Tensor]] = None,
+                       return_layers: Sequence[int] = ()) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """Encode a clip, keeping only visible tokens when a mask is given.
 
         Args:
             x: Clip (B, C, T, H, W).
-            mask: (B, N) bool, True = masked (dropped); the same count in every sample.
+            mask: The masker's :class:`TokenMask` (its ``visible_index`` is gathered, nothing is sorted), or a
+                (B, N) bool tensor, True = masked (dropped), the same count in every sample (its indices are then
+                computed here, reading the count back once).
             return_layers: Block indices whose outputs are also returned.
-            num_masked: Masked tokens per sample, when known (``BaseMasker.sample`` returns it); saves the host
-                read that would size the gather otherwise.
 
         Returns:
             tuple: final tokens (B, cls + N_vis, C) and a list of (B, cls + N_vis, C) per ``return_layers``.
@@ -279,11 +279,11 @@ class InternVideoNextViT(BaseModule):
         tokens, grid = self.embed(x)
         if mask is not None:
             n = math.prod(grid)
-            if mask.shape != (tokens.shape[0], n):
+            shape = tuple(mask.mask.shape if isinstance(mask, TokenMask) else mask.shape)
+            if shape != (tokens.shape[0], n):
                 raise ValueError(f'mask must have shape (B, N) = ({tokens.shape[0]}, {n}) for grid {grid}, '
-                                 f'got {tuple(mask.shape)}')
-            count = None if num_masked is None else n - num_masked
-            tokens = gather_tokens(tokens, mask_to_index(mask.bool(), count=count))
+                                 f'got {shape}')
+            tokens = gather_tokens(tokens, TokenMask.coerce(mask).visible_index)
         return self.run_blocks(self.prepend_cls(tokens), return_layers)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -292,12 +292,13 @@ class InternVideoNextViT(BaseModule):
             raise RuntimeError('this encoder was built with with_clip_projector=False')
         return self.clip_projector(tokens)
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, mask: Optional[Union[TokenMask, torch.Tensor]] = None):
         """Features in the configured ``out_type`` for every ``out_indices`` block.
 
         Args:
             x: Clip (B, C, T, H, W).
-            mask: Optional (B, N) bool, True = masked; not allowed with ``out_type='featmap'``.
+            mask: Optional :class:`TokenMask` or (B, N) bool tensor, True = masked; not allowed with
+                ``out_type='featmap'``.
 
         Returns:
             Tensor or tuple of Tensors (one per out index).

@@ -6,6 +6,7 @@ import torch
 from mmaction.registry import MODELS
 
 from .base_masker import BaseMasker
+from .token_mask import TokenMask
 
 
 def _uniform(low_high: Sequence[float], generator: Optional[torch.Generator], device) -> float:
@@ -56,7 +57,7 @@ class MultiBlockMasker3D(BaseMasker):
                  max_context_ratio: Optional[float] = None,
                  context_order: str = 'raster',
                  max_tries: int = 20) -> None:
-        super().__init__(mask_ratio=0.)
+        super().__init__()
         for name, rng, upper in (('spatial_scale', spatial_scale, 1.), ('temporal_scale', temporal_scale, 1.),
                                  ('aspect_ratio', aspect_ratio, math.inf)):
             if len(rng) != 2 or not 0. < rng[0] <= rng[1] <= upper:
@@ -77,10 +78,6 @@ class MultiBlockMasker3D(BaseMasker):
         self.temporal_scale = tuple(temporal_scale)
         self.max_context_tokens = max_context_tokens
         self.max_tries = int(max_tries)
-
-    def num_masked(self, grid: Sequence[int]) -> int:
-        raise TypeError('MultiBlockMasker3D masks a random number of tokens per call (equal within a batch); '
-                        'use sample() to get the count with the mask.')
 
     def sample_block_size(self, grid: Sequence[int], device=None,
                           generator: Optional[torch.Generator] = None) -> Tuple[int, int, int]:
@@ -129,16 +126,17 @@ class MultiBlockMasker3D(BaseMasker):
                            batch_size: int,
                            grid: Sequence[int],
                            device: Optional[torch.device] = None,
-                           generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor, int]:
-        """Sample masks and return the boxes they come from and the masked count per row.
+                           generator: Optional[torch.Generator] = None) -> Tuple[TokenMask, torch.Tensor]:
+        """Sample masks and return the boxes they come from.
 
         The boxes, redraws and count equalisation are data-dependent control flow, so they run on the host (the
-        generator's device, CPU by default), as V-JEPA does in its data collator; only the finished mask is copied
-        to ``device`` (asynchronously from pinned memory on CUDA). The step on the accelerator never waits for it.
+        generator's device, CPU by default), as V-JEPA does in its data collator; the finished mask and its index
+        sets are then copied to ``device`` (asynchronously from pinned memory on CUDA). The step on the
+        accelerator never waits for it.
 
         Returns:
-            tuple: mask (B, N) bool on ``device`` (True = masked), blocks (B, num_blocks, 6) long
-            ``[t0, h0, w0, t1, h1, w1)`` on the host, and the masked count per row.
+            tuple: the mask (TokenMask on ``device``, its masked count known on the host) and the blocks
+            (B, num_blocks, 6) long ``[t0, h0, w0, t1, h1, w1)`` on the host.
         """
         grid = self.check_grid(grid)
         host = generator.device if generator is not None else torch.device('cpu')
@@ -163,29 +161,16 @@ class MultiBlockMasker3D(BaseMasker):
         else:
             keys = torch.rand(union.shape, device=host, generator=generator)
         visible = keys.masked_fill(union, float('inf')).argsort(dim=1, stable=True)[:, :keep]
-        mask = self.mask_from_visible(visible, union.shape[1])
+        mask = TokenMask.from_visible(visible, union.shape[1])
         device = torch.device(device) if device is not None else host
-        if device != host:
-            if host.type == 'cpu' and device.type == 'cuda':
-                mask = mask.pin_memory()
-            mask = mask.to(device, non_blocking=True)
-        return mask, blocks, union.shape[1] - keep
+        return mask.to(device, non_blocking=True), blocks
 
     def sample(self,
                batch_size: int,
                grid: Sequence[int],
                importance: Optional[torch.Tensor] = None,
                device: Optional[torch.device] = None,
-               generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, int]:
-        mask, _, num_masked = self.sample_with_blocks(batch_size, grid, device, generator)
-        return mask, num_masked
-
-    def forward(self,
-                batch_size: int,
-                grid: Sequence[int],
-                importance: Optional[torch.Tensor] = None,
-                device: Optional[torch.device] = None,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: Optional[torch.Generator] = None) -> TokenMask:
         return self.sample_with_blocks(batch_size, grid, device, generator)[0]
 
     def extra_repr(self) -> str:

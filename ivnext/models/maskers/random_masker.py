@@ -4,11 +4,12 @@ from typing import Optional, Sequence
 import torch
 from mmaction.registry import MODELS
 
-from .base_masker import BaseMasker
+from .ratio_masker import RatioMasker
+from .token_mask import TokenMask
 
 
 @MODELS.register_module()
-class RandomMasker(BaseMasker):
+class RandomMasker(RatioMasker):
     """Mask ``int(N * mask_ratio)`` tokens per sample, uniformly without replacement over all N tokens.
 
     Args:
@@ -19,14 +20,13 @@ class RandomMasker(BaseMasker):
         t, h, w = self.check_grid(grid)
         return int(t * h * w * self.mask_ratio)
 
-    def forward(self,
-                batch_size: int,
-                grid: Sequence[int],
-                importance: Optional[torch.Tensor] = None,
-                device: Optional[torch.device] = None,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self,
+               batch_size: int,
+               grid: Sequence[int],
+               importance: Optional[torch.Tensor] = None,
+               device: Optional[torch.device] = None,
+               generator: Optional[torch.Generator] = None) -> TokenMask:
         t, h, w = self.check_grid(grid)
         n = t * h * w
         noise = torch.rand(batch_size, n, device=device, generator=generator)
-        visible = noise.argsort(dim=1)[:, :n - self.num_masked(grid)]
-        return self.mask_from_visible(visible, n)
+        return TokenMask.from_visible(noise.argsort(dim=1)[:, :n - self.num_masked(grid)], n)

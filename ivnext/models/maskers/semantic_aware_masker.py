@@ -5,11 +5,12 @@ import torch
 from mmaction.registry import MODELS
 
 from ..utils import assert_on_device
-from .base_masker import BaseMasker
+from .ratio_masker import RatioMasker
+from .token_mask import TokenMask
 
 
 @MODELS.register_module()
-class SemanticAwareMasker(BaseMasker):
+class SemanticAwareMasker(RatioMasker):
     """Pick each frame's visible tokens from the teacher's importance map.
 
     Every frame keeps ``H*W - int(H*W * mask_ratio)`` visible tokens (the released per-frame count), so each
@@ -36,12 +37,12 @@ class SemanticAwareMasker(BaseMasker):
         t, h, w = self.check_grid(grid)
         return t * int(h * w * self.mask_ratio)
 
-    def forward(self,
-                batch_size: int,
-                grid: Sequence[int],
-                importance: Optional[torch.Tensor] = None,
-                device: Optional[torch.device] = None,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self,
+               batch_size: int,
+               grid: Sequence[int],
+               importance: Optional[torch.Tensor] = None,
+               device: Optional[torch.device] = None,
+               generator: Optional[torch.Generator] = None) -> TokenMask:
         t, h, w = self.check_grid(grid)
         hw = h * w
         if importance is None:
@@ -65,7 +66,7 @@ class SemanticAwareMasker(BaseMasker):
             scores = torch.where(scores > 0, logp, torch.full_like(logp, -1e4)) + gumbel
         visible = scores.topk(num_visible, dim=-1).indices  # (B, T, k), indices within a frame
         visible = visible + torch.arange(t, device=scores.device).view(1, t, 1) * hw
-        return self.mask_from_visible(visible.reshape(batch_size, t * num_visible), t * hw)
+        return TokenMask.from_visible(visible.reshape(batch_size, t * num_visible), t * hw)
 
     def extra_repr(self) -> str:
         return f'mask_ratio={self.mask_ratio}, mode={self.mode!r}'

@@ -4,11 +4,12 @@ from typing import Optional, Sequence
 import torch
 from mmaction.registry import MODELS
 
-from .base_masker import BaseMasker
+from .ratio_masker import RatioMasker
+from .token_mask import TokenMask
 
 
 @MODELS.register_module()
-class TubeMasker(BaseMasker):
+class TubeMasker(RatioMasker):
     """Mask ``int(H*W * mask_ratio)`` spatial positions per sample, the same ones in all T frames.
 
     Args:
@@ -19,15 +20,16 @@ class TubeMasker(BaseMasker):
         t, h, w = self.check_grid(grid)
         return t * int(h * w * self.mask_ratio)
 
-    def forward(self,
-                batch_size: int,
-                grid: Sequence[int],
-                importance: Optional[torch.Tensor] = None,
-                device: Optional[torch.device] = None,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def sample(self,
+               batch_size: int,
+               grid: Sequence[int],
+               importance: Optional[torch.Tensor] = None,
+               device: Optional[torch.device] = None,
+               generator: Optional[torch.Generator] = None) -> TokenMask:
         t, h, w = self.check_grid(grid)
         hw = h * w
         noise = torch.rand(batch_size, hw, device=device, generator=generator)
-        visible = noise.argsort(dim=1)[:, :hw - int(hw * self.mask_ratio)]
-        frame_mask = self.mask_from_visible(visible, hw)
-        return frame_mask.unsqueeze(1).expand(batch_size, t, hw).reshape(batch_size, t * hw)
+        frame_visible = noise.argsort(dim=1)[:, :hw - int(hw * self.mask_ratio)]  # (B, k) positions in a frame
+        offsets = torch.arange(t, device=frame_visible.device).view(1, t, 1) * hw
+        visible = (frame_visible.unsqueeze(1) + offsets).reshape(batch_size, -1)  # the same positions in every frame
+        return TokenMask.from_visible(visible, t * hw)

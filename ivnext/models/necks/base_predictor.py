@@ -7,7 +7,7 @@ from mmengine.model import BaseModule
 from torch import nn
 
 from ..layers import interpolate_pos_embed, sincos_3d
-from ..utils import mask_to_index
+from ..maskers.token_mask import TokenMask
 from .mlp_decoder import MLPDecoder
 
 
@@ -71,28 +71,26 @@ class BasePredictor(BaseModule):
         patch = interpolate_pos_embed(table[:, self.num_cls_tokens:], src_grid, self.grid_size)
         return torch.cat([table[:, :self.num_cls_tokens], patch], dim=1)
 
-    def scatter(self, visible: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def scatter(self, visible: torch.Tensor, mask: TokenMask) -> torch.Tensor:
         """Place visible tokens at their grid slots and the mask token everywhere else.
 
         Args:
             visible: (B, N_vis, C_enc) visible patch tokens in raster order.
-            mask: (B, N) bool, True = masked.
+            mask: The mask the encoder ran with.
 
         Returns:
             Tensor: (B, N, C_enc).
         """
-        b, n = mask.shape
-        # (B, N_vis) visible slots in raster order; the count is the encoder output's, checked on the device.
-        index = mask_to_index(mask, count=visible.shape[1])
-        canvas = self.mask_token.to(visible.dtype).expand(b, n, -1)
+        index = mask.visible_index
+        canvas = self.mask_token.to(visible.dtype).expand(mask.batch_size, mask.num_tokens, -1)
         return canvas.scatter(1, index.unsqueeze(-1).expand(-1, -1, visible.shape[-1]), visible)
 
-    def assemble(self, tokens: torch.Tensor, mask: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
+    def assemble(self, tokens: torch.Tensor, mask: TokenMask, grid: Tuple[int, int, int]) -> torch.Tensor:
         """Build the predictor input.
 
         Args:
             tokens: (B, num_cls + N_vis, C_enc) encoder output, CLS first.
-            mask: (B, N) bool, True = masked; N = T'*H'*W'.
+            mask: The :class:`TokenMask` the encoder ran with; N = T'*H'*W'.
             grid: (T', H', W').
 
         Returns:
@@ -101,12 +99,17 @@ class BasePredictor(BaseModule):
         if tokens.dim() != 3 or tokens.shape[-1] != self.in_dims:
             raise ValueError(f'tokens must be (B, num_cls + N_vis, {self.in_dims}), got {tuple(tokens.shape)}; '
                              'set in_dims to the encoder width.')
-        if mask.dim() != 2 or mask.dtype != torch.bool or mask.shape[0] != tokens.shape[0]:
-            raise ValueError(f'mask must be a (B, N) bool tensor with B={tokens.shape[0]}, got '
-                             f'{tuple(mask.shape)} {mask.dtype}')
+        if not isinstance(mask, TokenMask):
+            raise TypeError(f'mask must be the TokenMask the encoder ran with (a masker\'s output, or '
+                            f'TokenMask.from_mask(bool_mask)), got {type(mask).__name__}')
+        if mask.batch_size != tokens.shape[0]:
+            raise ValueError(f'mask has batch size {mask.batch_size} but tokens have {tokens.shape[0]}')
         grid = tuple(int(g) for g in grid)
-        if mask.shape[1] != grid[0] * grid[1] * grid[2]:
-            raise ValueError(f'mask has {mask.shape[1]} tokens but grid {grid} has {grid[0] * grid[1] * grid[2]}')
+        if mask.num_tokens != grid[0] * grid[1] * grid[2]:
+            raise ValueError(f'mask has {mask.num_tokens} tokens but grid {grid} has {grid[0] * grid[1] * grid[2]}')
+        if tokens.shape[1] != self.num_cls_tokens + mask.num_visible:
+            raise ValueError(f'tokens hold {tokens.shape[1]} rows but the mask keeps {mask.num_visible} visible '
+                             f'tokens after {self.num_cls_tokens} CLS tokens: pass the mask the encoder ran with')
         cls, visible = tokens[:, :self.num_cls_tokens], tokens[:, self.num_cls_tokens:]
         full = self.scatter(visible, mask)
         pos = self.pos_embed.to(full.dtype)
@@ -118,12 +121,12 @@ class BasePredictor(BaseModule):
     def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
         """Run the predictor layers on (B, L, C_pred); returns (B, L, C_pred)."""
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, mask: TokenMask, grid: Tuple[int, int, int]) -> torch.Tensor:
         """Predict every token of the grid.
 
         Args:
             tokens: (B, num_cls + N_vis, C_enc) encoder output, CLS first, visible tokens in raster order.
-            mask: (B, N) bool, True = masked, the same count per sample.
+            mask: The :class:`TokenMask` the encoder ran with.
             grid: (T', H', W') with N = T'*H'*W'.
 
         Returns:
