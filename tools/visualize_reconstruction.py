@@ -14,7 +14,8 @@ import argparse
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
 from mmengine.config import Config, DictAction
 
-from ivnext.analysis.reconstruction import visualize
+# `load_model` stays importable from here only for tools/demo/run_demo.py, until that imports the package.
+from ivnext.analysis.reconstruction import load_model, visualize  # noqa: F401
 
 
 def parse_args(argv=None) -> argparse.Namespace:
