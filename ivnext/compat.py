@@ -1,55 +1,74 @@
-"""Environment compatibility fixes, applied once when ``ivnext`` is imported.
+"""Workarounds for the pinned third-party stack, in one place.
 
-Each fix targets one known incompatibility of the pinned stack and is inert
-where it is not needed; each says why it cannot change what correct code
-does:
+Two kinds. The **import-time fixes** (:func:`apply_all`, run by ``import ivnext``) must be in place before anything
+imports mmaction2, timm or transformers; each acts only where its problem exists and is inert elsewhere. The
+**fixes applied where needed** are called by the ivnext module that needs them, on its own objects, and change
+nothing at import. Each entry says what upstream behaviour it answers, why it cannot change what correct code
+does, and when it can go.
 
-* **torchvision CUDA wheel on CPU torch.** The only torchvision for torch 2.13
-  is a CUDA build whose C extension does not load on the CPU build of torch;
-  its ``_meta_registrations`` then fails with ``operator torchvision::nms does
-  not exist``. timm and transformers import torchvision, so the whole stack
-  fails. When (and only when) that exact error happens, the two operator
-  schemas are declared (schema only, no kernel) and torchvision is imported
-  again. A torchvision that imports cleanly is never touched. *Safe:* only
-  operator schemas are declared, no kernels, so a call to ``nms`` still fails
-  as it did; without the fix nothing imports at all.
-* **No checkpoint loader is replaced.** MMEngine's loader keeps torch's
-  ``weights_only=True`` default, so no file is unpickled in full because ivnext
-  was imported. ivnext's own training checkpoints load weights-only through
-  ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an allow-list of the
-  MMEngine/numpy types they hold, active only inside ivnext's load calls), and
-  a full unpickle needs an explicit per-call opt-in (``--trust-checkpoint``,
-  ``trust_checkpoint=True``). *Safe:* nothing is patched.
-* **mmaction2 1.2.0 wheel without its DRN localizer.** The wheel lacks
-  ``mmaction/models/localizers/drn`` while ``mmaction.models.localizers``
-  imports it, so ``import mmaction.models`` fails. When that package is missing,
-  a module is installed in its place whose ``DRN`` raises a clear error if
-  anyone builds it; every other mmaction2 model imports normally. *Safe:* it
-  only exists where the real module is absent, and fails loudly when used.
-* **mmaction2's vendored BERT on transformers 4.5x.** ``mmaction.models``
-  (its VindLU model) imports ``apply_chunking_to_forward``,
-  ``find_pruneable_heads_and_indices`` and ``prune_linear_layer`` from
-  ``transformers.modeling_utils``; newer transformers keep them only in
-  ``transformers.pytorch_utils``. They are re-exported when absent. *Safe:*
-  the same functions under their former names; present names are kept.
-* **CPU/gloo distributed training.** MMEngine's PyTorch launcher calls
-  ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``; both fail
-  without CUDA. On machines without CUDA the launcher skips ``set_device`` and
-  the wrapper drops ``device_ids`` (FSDP gets ``device_id='cpu'``). With CUDA
-  nothing changes. *Safe:* ``nccl`` cannot run without CUDA, so only runs that
-  would have failed take the gloo path.
-* **DeepSpeed imported on first use.** MMEngine imports ``deepspeed`` whenever
-  it is installed (seconds per process, sporadic aborts of gloo jobs at exit).
-  A stand-in module answers name/spec probes and imports the real package on
-  the first other access. *Safe:* every use of DeepSpeed reaches the real
-  module; only the moment of import changes.
+Import-time fixes:
+
+* **torchvision CUDA wheel on CPU torch** (:func:`guard_torchvision_import`). The only torchvision for torch 2.13
+  is a CUDA build whose C extension does not load on the CPU build of torch; its ``_meta_registrations`` then
+  fails with ``operator torchvision::nms does not exist``. timm and transformers import torchvision, so the whole
+  stack fails. When (and only when) that exact error happens, the two operator schemas are declared (schema only,
+  no kernel) and torchvision is imported again. *Safe:* a torchvision that imports cleanly is never touched, and
+  an absent one is left absent; only schemas are declared, so a call to ``nms`` still fails as it did.
+  *Remove when* a torchvision built for the installed torch (CPU or CUDA alike) is pinned.
+* **mmaction2 1.2.0 wheel without its DRN localizer** (:func:`patch_mmaction_missing_drn`). The wheel lacks
+  ``mmaction/models/localizers/drn`` while ``mmaction.models.localizers`` imports it, so ``import mmaction.models``
+  fails. When that package is missing, a module is installed in its place whose ``DRN`` raises a clear error if
+  anyone builds it. *Safe:* it only exists where the real module is absent, and fails loudly when used.
+  *Remove when* the pinned mmaction2 wheel ships ``localizers/drn`` (or mmaction2 is installed from source).
+* **mmaction2's vendored BERT on transformers 4.5x** (:func:`patch_transformers_reexports`). ``mmaction.models``
+  (its VindLU model) imports ``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices`` and
+  ``prune_linear_layer`` from ``transformers.modeling_utils``; newer transformers keep them only in
+  ``transformers.pytorch_utils``. They are re-exported when absent. *Safe:* the same functions under their former
+  names; present names are kept. *Remove when* mmaction2 imports them from ``transformers.pytorch_utils``.
+* **CPU/gloo distributed training** (:func:`patch_mmengine_cpu_distributed`). MMEngine's PyTorch launcher calls
+  ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``; both fail without CUDA. On machines without
+  CUDA the launcher skips ``set_device`` (and ``nccl`` becomes ``gloo``), the DDP wrapper drops ``device_ids`` and
+  the FSDP wrapper gets ``device_id='cpu'``. With CUDA nothing is patched. *Safe:* ``nccl`` cannot run without
+  CUDA, so only runs that would have failed take the gloo path. *Remove when* MMEngine's launcher and wrappers
+  support CPU-only machines.
+* **DeepSpeed imported on first use** (:func:`defer_deepspeed_import`). MMEngine imports ``deepspeed`` whenever it
+  is installed (seconds per process, sporadic aborts of gloo jobs at exit). A stand-in module answers name/spec
+  probes and imports the real package on the first other access. *Safe:* every use of DeepSpeed reaches the real
+  module; only the moment of import changes. *Remove when* MMEngine imports DeepSpeed only inside its DeepSpeed
+  strategy.
+* **MMEngine package configs without pkg_resources** (:func:`patch_mmengine_package_configs`). MMEngine 0.10
+  resolves ``_base_ = 'mmaction::...'`` through ``pkg_resources``, which setuptools >= 81 no longer ships. Only
+  when ``pkg_resources`` is missing are its two lookups replaced by ``importlib`` equivalents; ``ivnext`` is added
+  to MMEngine's package table either way (so ``'ivnext::...'`` configs resolve). *Safe:* the same paths, found
+  another way. *Remove when* the pinned MMEngine stops importing ``pkg_resources``.
+* **No checkpoint loader is replaced.** MMEngine's loader keeps torch's ``weights_only=True`` default; ivnext's
+  own training checkpoints load weights-only through ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an
+  allow-list active only inside ivnext's load calls), and a full unpickle needs an explicit per-call opt-in.
+
+Fixes applied where needed (nothing at import):
+
+* **Non-blocking batch copies** (:func:`enable_non_blocking_copies`, called by the pretraining algorithms on their
+  own data preprocessor). MMEngine's ``BaseDataPreprocessor(non_blocking=True)`` copies batches to the GPU without
+  blocking the host, but mmaction2 1.2.0's ``ActionDataPreprocessor.__init__`` neither takes nor forwards that
+  argument, so the config cannot set it. The MMEngine attribute the argument would have set is set instead.
+  *Safe:* the copy runs on the current stream, which orders it before every kernel that reads the batch; from
+  unpinned memory it is synchronous as before. *Remove when* ``ActionDataPreprocessor`` accepts ``non_blocking``
+  (then set it in the configs' ``data_preprocessor``).
+* **ModernBERT attention functions** (:func:`use_modernbert_attention`, called by ``ModernBertPredictor`` for its
+  banded local attention, and to pin SDPA). transformers 4.57's ModernBERT picks its attention function from the
+  module-level ``MODERNBERT_ATTENTION_FUNCTION`` table by ``config._attn_implementation``; it does not go through
+  the public ``AttentionInterface`` registry, and the config's public ``attn_implementation`` only accepts
+  transformers' own names. The function is added to that table under an ``ivnext_`` name (never replacing an
+  entry) and the config of the predictor's own layers names it. *Safe:* only configs that name the new entry use
+  it; transformers' entries are untouched. *Remove when* the pinned transformers' ModernBERT dispatches through
+  ``AttentionInterface`` (then register there and pass ``attn_implementation``).
 """
 import importlib
 import importlib.util
 import os.path as osp
 import sys
 import types
-from typing import Any
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -57,12 +76,12 @@ _APPLIED = False
 
 
 def guard_torchvision_import() -> bool:
-    """Import torchvision, declaring missing ``nms``/``qnms`` schemas if needed.
+    """Import torchvision (when installed), declaring missing ``nms``/``qnms`` schemas if needed.
 
     Returns:
         bool: True if the guard had to declare the schemas.
     """
-    if 'torchvision' in sys.modules:
+    if 'torchvision' in sys.modules or importlib.util.find_spec('torchvision') is None:
         return False
     try:
         import torchvision  # noqa: F401
@@ -135,8 +154,6 @@ class _MissingDRN:
 
 def patch_mmaction_missing_drn() -> None:
     """Provide ``mmaction.models.localizers.drn`` when the installed wheel lacks it."""
-    import importlib.util
-    import types
     if 'mmaction.models.localizers.drn.drn' in sys.modules:
         return
     spec = importlib.util.find_spec('mmaction')
@@ -155,7 +172,9 @@ def patch_mmaction_missing_drn() -> None:
 
 
 def patch_transformers_reexports() -> None:
-    """Re-export helpers mmaction2 expects in ``transformers.modeling_utils``."""
+    """Re-export helpers mmaction2 expects in ``transformers.modeling_utils`` (when transformers is installed)."""
+    if importlib.util.find_spec('transformers') is None:
+        return
     import transformers.modeling_utils as modeling_utils
     import transformers.pytorch_utils as pytorch_utils
     for name in ('apply_chunking_to_forward', 'find_pruneable_heads_and_indices', 'prune_linear_layer'):
@@ -207,6 +226,56 @@ def apply_all() -> None:
     patch_transformers_reexports()
     patch_mmengine_cpu_distributed()
     _APPLIED = True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fixes applied where needed, by the module that needs them (see the module docstring).
+# --------------------------------------------------------------------------------------------------------------
+def enable_non_blocking_copies(preprocessor: Any) -> bool:
+    """Let an MMEngine data preprocessor copy batches to the device without blocking the host.
+
+    Sets the attribute MMEngine's ``BaseDataPreprocessor(non_blocking=...)`` sets, for preprocessors (mmaction2's
+    ``ActionDataPreprocessor``) whose constructor does not take the argument.
+
+    Returns:
+        bool: True if the preprocessor is an MMEngine one and now copies without blocking.
+    """
+    from mmengine.model import BaseDataPreprocessor
+    if not isinstance(preprocessor, BaseDataPreprocessor) or not hasattr(preprocessor, '_non_blocking'):
+        return False
+    preprocessor._non_blocking = True
+    return True
+
+
+MODERNBERT_ATTENTION_PREFIX = 'ivnext_'
+
+
+def use_modernbert_attention(config: Any, name: str, function: Optional[Callable] = None) -> None:
+    """Make ModernBERT layers built on ``config`` attend with ``name``.
+
+    Args:
+        config: The ``ModernBertConfig`` the layers share (read at every forward).
+        name: One of transformers' ModernBERT attention names (e.g. ``'sdpa'``) or, with ``function``, a new
+            name starting with ``'ivnext_'``.
+        function: An attention function with the signature of transformers' ModernBERT ``sdpa_attention_forward``,
+            added to ModernBERT's table under ``name``.
+
+    Raises:
+        ValueError: ``function`` under a name without the ``ivnext_`` prefix, a name taken by another function,
+            or an unknown name without ``function``.
+    """
+    from transformers.models.modernbert import modeling_modernbert
+    table = modeling_modernbert.MODERNBERT_ATTENTION_FUNCTION
+    if function is not None:
+        if not name.startswith(MODERNBERT_ATTENTION_PREFIX):
+            raise ValueError(f'ModernBERT attention functions added by ivnext are named '
+                             f'{MODERNBERT_ATTENTION_PREFIX}*, got {name!r}')
+        if table.get(name, function) is not function:
+            raise ValueError(f'ModernBERT attention {name!r} is already registered to another function')
+        table[name] = function
+    elif name not in table:
+        raise ValueError(f'unknown ModernBERT attention {name!r}; known: {sorted(table)}')
+    config._attn_implementation = name
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""tools/analysis/benchmark.py, tools/analysis/get_flops.py and their helpers on tiny models."""
+"""The analysis library behind tools/analysis/benchmark.py, get_flops.py and estimate_memory.py, on tiny models."""
 import json
 import os
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -11,18 +12,19 @@ from torch import nn
 import ivnext  # noqa: F401
 from ivnext.models.backbones import InternVideoNextViT
 from ivnext.analysis.benchmark import TimingStats, saved_activation_bytes, time_interleaved
+from ivnext.analysis.compare import run_compare_attn, run_compare_mmaction_vit
+from ivnext.analysis.config_benchmark import run_benchmark, train_flops_per_clip
+from ivnext.analysis.config_flops import format_flops_report, get_flops, input_shape_of
+from ivnext.analysis.config_model import load_config
 from ivnext.analysis.flops import FlopReport, count_flops, count_flops_dispatch
+from ivnext.analysis.memory import estimate_config_memory
+from ivnext.analysis.options import BenchmarkOptions
+from ivnext.analysis.report import MD_COLUMNS
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-
-import benchmark as bench_tool  # noqa: E402
-import estimate_memory as memory_tool  # noqa: E402
-import get_flops as flops_tool  # noqa: E402
-
 DEMO_CFG = osp.join(ROOT, 'configs', 'demo', 'tiny_recognizer_i3dhead_cpu.py')
-TINY = ['--embed-dims', '32', '--depth', '1', '--num-heads', '2', '--num-frames', '2', '--img-size', '28',
-        '--batch-size', '1', '--steps', '1', '--warmup', '0', '--device', 'cpu']
+TINY = dict(embed_dims=32, depth=1, num_heads=2, num_frames=2, img_size=28, batch_size=1, steps=1, warmup=0,
+            device='cpu')
 
 ENCODER_CFG = """
 default_scope = 'mmaction'
@@ -38,13 +40,13 @@ def _rows(md_path):
 
 
 def test_recognizer_benchmark_writes_markdown_and_json(tmp_path):
-    record = bench_tool.main([DEMO_CFG, '--batch-size', '2', '--steps', '2', '--warmup', '0', '--device', 'cpu',
-                              '--peak-tflops', '0.5', '--out-dir', str(tmp_path)])
+    record = run_benchmark(BenchmarkOptions(DEMO_CFG, batch_size=2, steps=2, warmup=0, device='cpu', peak_tflops=0.5,
+                                            out_dir=str(tmp_path)))
     rows = _rows(tmp_path / 'benchmark.md')
     assert len(rows) == 3  # header, separator, one result
     header = [c.strip() for c in rows[0].strip('|').split('|')]
     cells = [c.strip() for c in rows[2].strip('|').split('|')]
-    assert header == bench_tool.MD_COLUMNS and len(cells) == len(header)
+    assert header == MD_COLUMNS and len(cells) == len(header)
     assert cells[:5] == ['tiny_recognizer_i3dhead_cpu', 'model', 'cpu', 'none', '2 x 4 x 56']
 
     json_files = list(tmp_path.glob('*.json'))
@@ -70,10 +72,9 @@ def test_recognizer_benchmark_writes_markdown_and_json(tmp_path):
 def test_backbone_component_and_shape_overrides(tmp_path):
     cfg = tmp_path / 'tiny_encoder.py'
     cfg.write_text(ENCODER_CFG)
-    common = ['--batch-size', '1', '--steps', '1', '--warmup', '0', '--device', 'cpu', '--mode', 'forward',
-              '--out-dir', str(tmp_path / 'out')]
-    small = bench_tool.main([str(cfg), '--name', 'small', *common])
-    large = bench_tool.main([str(cfg), '--name', 'large', '--num-frames', '4', *common])
+    common = dict(batch_size=1, steps=1, warmup=0, device='cpu', mode='forward', out_dir=str(tmp_path / 'out'))
+    small = run_benchmark(BenchmarkOptions(str(cfg), name='small', **common))
+    large = run_benchmark(BenchmarkOptions(str(cfg), name='large', num_frames=4, **common))
     assert small['num_frames'] == 2 and large['num_frames'] == 4 and set(small['modes']) == {'forward'}
     # 4 CLS + 8 vs 4 CLS + 16 tokens: linear layers scale with the sequence, attention with its square
     ratio = large['modes']['forward']['gflops_per_clip_fwd'] / small['modes']['forward']['gflops_per_clip_fwd']
@@ -82,7 +83,7 @@ def test_backbone_component_and_shape_overrides(tmp_path):
 
 
 def test_compare_mmaction_vit_prints_both_rows(tmp_path, capsys):
-    record = bench_tool.main(['--compare-mmaction-vit', *TINY, '--out-dir', str(tmp_path)])
+    record = run_compare_mmaction_vit(BenchmarkOptions(compare_mmaction_vit=True, out_dir=str(tmp_path), **TINY))
     out = capsys.readouterr().out
     assert 'ivnext InternVideoNextViT' in out and 'mmaction2 VisionTransformer' in out
     assert 'ratios ours/theirs: forward_time' in out
@@ -98,7 +99,7 @@ def test_compare_mmaction_vit_prints_both_rows(tmp_path, capsys):
 
 
 def test_compare_attn_without_flash_times_sdpa_only(tmp_path, capsys):
-    record = bench_tool.main(['--compare-attn', *TINY, '--mode', 'forward', '--out-dir', str(tmp_path)])
+    record = run_compare_attn(BenchmarkOptions(compare_attn=True, mode='forward', out_dir=str(tmp_path), **TINY))
     out = capsys.readouterr().out
     assert 'flash-attn path unavailable' in out
     assert list(record['results']) == ['sdpa'] and record['flash_unavailable']
@@ -125,16 +126,16 @@ def test_train_flops_count_frozen_children_once():
     model.teacher = nn.Linear(2, 2).requires_grad_(False)
     model.student = nn.Linear(2, 2)
     report = FlopReport(total=130, by_child={'teacher': 100, 'student': 20, '(other)': 10})
-    assert bench_tool.train_flops_per_clip(report, model) == 100 + 3 * 20 + 3 * 10
+    assert train_flops_per_clip(report, model) == 100 + 3 * 20 + 3 * 10
 
 
 def test_get_flops_prints_gflops_and_params(capsys):
-    res = flops_tool.main([DEMO_CFG, '--shape', '4', '56', '56'])
-    out = capsys.readouterr().out
+    res = get_flops(load_config(DEMO_CFG), [4, 56, 56])
+    out = format_flops_report(res)
     assert 'Flops:' in out and 'Params:' in out and 'Recognizer3D.extract_feat' in out
     assert res['input_shape'] == (1, 1, 3, 4, 56, 56) and res['flops'] > 0
     with pytest.raises(ValueError, match='--shape'):
-        flops_tool.input_shape_of([1, 2, 3, 4])
+        input_shape_of([1, 2, 3, 4])
 
 
 def test_timing_and_memory_helpers():
@@ -240,9 +241,8 @@ def test_rms_norm_keeps_fused_kernel_under_bf16_and_equals_torch_in_fp32():
 def test_profile_names_every_stage1_component(tmp_path):
     """--profile: forward time per component of a Stage-1 step and the top operators, in Markdown and JSON."""
     cfg = osp.join(ROOT, 'configs', 'demo', 'tiny_stage1_cpu.py')
-    record = bench_tool.main([cfg, '--batch-size', '2', '--steps', '1', '--warmup', '0', '--device', 'cpu',
-                              '--mode', 'train', '--no-flops', '--profile', '1', '--compile', 'none',
-                              '--out-dir', str(tmp_path)])
+    record = run_benchmark(BenchmarkOptions(cfg, batch_size=2, steps=1, warmup=0, device='cpu', mode='train',
+                                            no_flops=True, profile=1, compile='none', out_dir=str(tmp_path)))
     profile = record['profile']
     assert profile['time_kind'] == 'cpu'
     for name in ('teacher', 'backbone', 'neck', 'head', 'align_head', 'pooled_align_head'):
@@ -258,20 +258,64 @@ def test_compile_blocks_option_compiles_only_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.nn.Module, 'compile', lambda self, **kw: compiled.append(type(self).__name__))
     cfg = tmp_path / 'encoder.py'
     cfg.write_text(ENCODER_CFG)
-    bench_tool.main([str(cfg), '--batch-size', '1', '--steps', '1', '--warmup', '0', '--device', 'cpu',
-                     '--mode', 'forward', '--no-flops', '--compile', 'blocks', '--out-dir', str(tmp_path)])
+    run_benchmark(BenchmarkOptions(str(cfg), batch_size=1, steps=1, warmup=0, device='cpu', mode='forward',
+                                   no_flops=True, compile='blocks', out_dir=str(tmp_path)))
     assert compiled == ['TransformerBlock']
 
 
 def test_memory_estimate_books_states_and_scales_activations(tmp_path):
     cfg = osp.join(ROOT, 'configs', 'demo', 'tiny_stage1_cpu.py')
-    one = memory_tool.main([cfg, '--measure-batch', '1', '--batch-size', '4', '--gpus', '2', '--amp', 'none',
-                            '--out', str(tmp_path / 'm.json')])
-    two = memory_tool.main([cfg, '--measure-batch', '2', '--batch-size', '4', '--gpus', '2', '--amp', 'none'])
+    one = estimate_config_memory(cfg, measure_batch=1, batch_size=4, gpus=2, amp='none')
+    two = estimate_config_memory(cfg, measure_batch=2, batch_size=4, gpus=2, amp='none')
     assert one['trainable_bytes'] == 16 * one['trainable_params'] > 0
     assert one['frozen_bytes'] > 0  # the image teacher
     # saved activations grow linearly with the batch: per-clip figures from 1 and 2 clips agree
     assert two['activation_bytes_per_clip'] == pytest.approx(one['activation_bytes_per_clip'], rel=0.2)
     assert one['activations_bytes'] == pytest.approx(4 * one['activation_bytes_per_clip'])
     assert one['fsdp_bytes'] < one['zero2_bytes'] < one['ddp_bytes']
-    assert json.loads((tmp_path / 'm.json').read_text())['batch_size'] == 4
+    assert one['batch_size'] == 4
+
+
+def _run_script(script, *argv, cwd):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
+    return subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'analysis', script), *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_memory_script_writes_the_estimate_and_prints_the_table(tmp_path):
+    cfg = osp.join(ROOT, 'configs', 'demo', 'tiny_stage1_cpu.py')
+    proc = _run_script('estimate_memory.py', cfg, '--measure-batch', '1', '--batch-size', '4', '--gpus', '2',
+                       '--amp', 'none', '--calibrate', '1.0', '--out', str(tmp_path / 'm.json'), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((tmp_path / 'm.json').read_text())
+    assert saved['batch_size'] == 4 and saved['gpus'] == 2 and saved['measure_batch'] == 1
+    assert saved['calibration'] == pytest.approx(2**30 / saved['ddp_bytes'])
+    assert '| FSDP, 2 GPUs |' in proc.stdout and 'calibration: measured 1.0 GiB' in proc.stdout
+
+
+def test_benchmark_options_name_the_bad_setting():
+    with pytest.raises(ValueError, match='CONFIG is required'):
+        BenchmarkOptions()
+    with pytest.raises(ValueError, match='--batch-size'):
+        BenchmarkOptions(DEMO_CFG, batch_size=0)
+    with pytest.raises(ValueError, match='--amp'):
+        BenchmarkOptions(DEMO_CFG, amp='fp8')
+    with pytest.raises(ValueError, match='--peak-tflops and --gpu'):
+        BenchmarkOptions(DEMO_CFG, peak_tflops=1.0, gpu='h100')
+    assert BenchmarkOptions(DEMO_CFG, gpu='h100').peak() == 989.0
+    assert BenchmarkOptions(DEMO_CFG, mode='both').modes == ['forward', 'train']
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='--device cpu'):
+            BenchmarkOptions(DEMO_CFG, device='cuda').torch_device()
+
+
+def test_benchmark_script_runs_the_side_by_side_mode(tmp_path):
+    proc = _run_script('benchmark.py', '--compare-mmaction-vit', '--embed-dims', '32', '--depth', '1',
+                       '--num-heads', '2', '--num-frames', '2', '--img-size', '28', '--batch-size', '1', '--steps',
+                       '1', '--warmup', '0', '--device', 'cpu', '--mode', 'forward', '--no-flops', '--out-dir',
+                       str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'ratios ours/theirs: forward_time' in proc.stdout
+    assert len(_rows(tmp_path / 'benchmark.md')) == 4
+    record = json.loads(next(tmp_path.glob('compare_mmaction_vit_*.json')).read_text())
+    assert record['environment']['argv'][0] == '--compare-mmaction-vit'

@@ -4,7 +4,6 @@ A malicious checkpoint's pickle carries a ``__reduce__`` payload that writes a m
 ivnext must refuse it (and name the opt-in), and only an explicit opt-in runs it.
 """
 import copy
-import importlib.util
 import itertools
 import os
 import pickle
@@ -16,25 +15,15 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+import ivnext.cli.evaluate as test_tool
+import ivnext.cli.train as train_tool
+from ivnext.analysis.reconstruction import load_model as load_reconstruction_model
+from ivnext.convert.export_backbone import export_backbone
+from ivnext.convert.release import convert_release
 from ivnext.utils.checkpoint import (CheckpointMismatchError, UntrustedCheckpointError, load_checkpoint_file,
                                      read_state_dict)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_tool(relative: str):
-    """Import a command-line tool of the repository as a module."""
-    spec = importlib.util.spec_from_file_location(f'tool_{Path(relative).stem}', REPO / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-export_backbone = load_tool('tools/convert/export_backbone.py')
-release_to_ivnext = load_tool('tools/convert/release_to_ivnext.py')
-test_tool = load_tool('tools/test.py')
-train_tool = load_tool('tools/train.py')
-visualize_reconstruction = load_tool('tools/visualize_reconstruction.py')
 
 STAGE1_CFG = REPO / 'configs' / 'demo' / 'tiny_stage1_cpu.py'
 STAGE2_CFG = REPO / 'configs' / 'demo' / 'tiny_stage2_cpu.py'
@@ -152,16 +141,16 @@ def test_model_and_mmengine_paths_refuse_a_payload(evil, tiny_cfg):
 def test_tools_refuse_a_payload(evil, tmp_path, video_clips):
     path, marker = evil
     with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
-        export_backbone.main([str(path), str(tmp_path / 'out.pth')])
+        export_backbone(str(path), str(tmp_path / 'out.pth'))
     with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
-        release_to_ivnext.main([str(path), str(tmp_path / 'out.pth')])
+        convert_release(str(path), str(tmp_path / 'out.pth'))
     cfg = Config.fromfile(str(STAGE1_CFG))
     with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
-        visualize_reconstruction.load_model(cfg, str(path), 'cpu')
+        load_reconstruction_model(cfg, str(path), 'cpu')
     assert not marker.exists()
     # The opt-in of a tool is what runs it.
     with pytest.raises(Exception):
-        export_backbone.main([str(path), str(tmp_path / 'out.pth'), '--trust-checkpoint'])
+        export_backbone(str(path), str(tmp_path / 'out.pth'), trusted=True)
     assert marker.exists()
 
 
@@ -169,7 +158,7 @@ def test_own_checkpoint_tests_and_exports_without_opt_in(trained, tiny_cfg, tmp_
     metrics = make_runner(tool_cfg(test_tool, tiny_cfg, [str(trained)]), tmp_path / 'work').test()
     assert 'acc/top1' in metrics
     out = tmp_path / 'encoder.safetensors'
-    export_backbone.main([str(trained), str(out)])
+    export_backbone(str(trained), str(out))
     exported = read_state_dict(str(out))
     original = read_state_dict(str(trained))
     assert exported.keys() == {k for k in original if k.startswith('backbone.')}

@@ -225,17 +225,14 @@ def test_safetensors_loading(tmp_path):
 
 def test_release_converter_round_trip(tmp_path):
     """Released-layout weights -> converter -> mmaction2-style checkpoint -> encoder gives the same features."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('release_to_ivnext', 'tools/convert/release_to_ivnext.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from ivnext.convert.release import convert_release
     torch.manual_seed(0)
     src = InternVideoNextViT(arch='base', num_frames=2, img_size=56).eval()
     released = {k: v for k, v in src.state_dict().items()}
     released['pos_embed'] = released['pos_embed'].clone()
     torch.save({'module': released}, tmp_path / 'release.bin')
-    report = tool.convert(str(tmp_path / 'release.bin'), str(tmp_path / 'out.pth'), arch='base', num_frames=2,
-                          img_size=56, strict=True)
+    report = convert_release(str(tmp_path / 'release.bin'), str(tmp_path / 'out.pth'), arch='base', num_frames=2,
+                             img_size=56, strict=True)
     assert report == dict(missing=[], unexpected=[])
     ckpt = torch.load(tmp_path / 'out.pth', weights_only=True)
     assert all(k.startswith('backbone.') for k in ckpt['state_dict'])

@@ -1,5 +1,8 @@
-"""tools/convert/export_backbone.py: the encoder of any stage's checkpoint -> an mmaction2 backbone checkpoint."""
-import importlib.util
+"""tools/convert/export_backbone.py and ivnext.convert.export_backbone: the encoder of any stage's checkpoint -> an
+mmaction2 backbone checkpoint."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,20 +11,14 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.runner import load_checkpoint
 
+import ivnext.convert.export_backbone as tool
 from ivnext.models.backbones import InternVideoNextViT
 from ivnext.utils.checkpoint import load_encoder_checkpoint
 
-TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'convert' / 'export_backbone.py'
+REPO = Path(__file__).resolve().parents[1]
+TOOL = REPO / 'tools' / 'convert' / 'export_backbone.py'
 ENCODER = dict(arch=dict(embed_dims=32, num_layers=2, num_heads=4), img_size=28, patch_size=14, num_frames=2,
                clip_embed_dims=32, clip_num_heads=4, use_flash_attn=False)
-
-
-@pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('export_backbone', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def stage_checkpoint(path: Path, student: InternVideoNextViT, student_prefix: str = 'backbone.') -> Path:
@@ -44,12 +41,16 @@ def build_recognizer() -> torch.nn.Module:
              cls_head=dict(type='I3DHead', num_classes=3, in_channels=32)))
 
 
-def test_export_loads_into_stock_recognizer3d(tool, tmp_path):
+def test_export_loads_into_stock_recognizer3d(tmp_path):
     torch.manual_seed(0)
     student = InternVideoNextViT(**ENCODER)
     src = stage_checkpoint(tmp_path / 'epoch_3.pth', student)
     dst = tmp_path / 'exported.pth'
-    tool.main([str(src), str(dst)])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run([sys.executable, str(TOOL), str(src), str(dst)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "exported encoder (prefix 'backbone.'" in proc.stdout
 
     saved = torch.load(dst, map_location='cpu', weights_only=True)  # plain tensors and types only
     assert saved['meta']['source_prefix'] == 'backbone.'
@@ -74,7 +75,7 @@ def test_export_loads_into_stock_recognizer3d(tool, tmp_path):
     assert torch.equal(encoder.eval()(x), student.eval()(x))
 
 
-def test_prefix_choice(tool, tmp_path):
+def test_prefix_choice(tmp_path):
     torch.manual_seed(0)
     student = InternVideoNextViT(**ENCODER)
     src = stage_checkpoint(tmp_path / 'algo.pth', student, student_prefix='student.encoder.')
@@ -96,7 +97,7 @@ def test_prefix_choice(tool, tmp_path):
         tool.export_backbone(str(tmp_path / 'bare.pth'), str(tmp_path / 'bare_out.pth'), strict=True)
 
 
-def test_incomplete_encoder_is_refused(tool, tmp_path):
+def test_incomplete_encoder_is_refused(tmp_path):
     student = InternVideoNextViT(**ENCODER)
     state = {f'backbone.{k}': v for k, v in student.state_dict().items() if 'blocks.1.attn' not in k}
     torch.save({'state_dict': state}, tmp_path / 'broken.pth')

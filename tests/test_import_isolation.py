@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# Packages (and modules) that only the demo, the converters and tools/analysis need.
-APART = ('ivnext.demo', 'ivnext.convert', 'ivnext.analysis')
+# Packages (and modules) that only the demo, the converters, tools/analysis and the command lines need.
+APART = ('ivnext.demo', 'ivnext.convert', 'ivnext.analysis', 'ivnext.cli')
 NAME_PARTS = ('demo', 'onnx', 'flops', 'benchmark', 'profile')
 
 
@@ -32,8 +32,11 @@ def test_import_ivnext_loads_no_demo_onnx_or_analysis_module():
 
 
 def test_apart_packages_import_on_their_own():
-    modules = _modules_after('import ivnext.demo.object_motion_clips, ivnext.convert.onnx_dinov2, '
-                             'ivnext.analysis.flops, ivnext.analysis.benchmark, ivnext.analysis.profile')
-    for name in ('ivnext.demo.demo_clips', 'ivnext.demo.object_motion_clips', 'ivnext.convert.onnx_dinov2',
-                 'ivnext.analysis.flops', 'ivnext.analysis.benchmark', 'ivnext.analysis.profile'):
+    apart = ('ivnext.demo.object_motion_clips', 'ivnext.convert.onnx_dinov2', 'ivnext.convert.export_backbone',
+             'ivnext.convert.release', 'ivnext.convert.kmash_list', 'ivnext.analysis.flops',
+             'ivnext.analysis.benchmark', 'ivnext.analysis.profile', 'ivnext.analysis.config_benchmark',
+             'ivnext.analysis.compare', 'ivnext.analysis.config_flops', 'ivnext.analysis.memory',
+             'ivnext.analysis.reconstruction', 'ivnext.cli.train', 'ivnext.cli.evaluate')
+    modules = _modules_after('import ' + ', '.join(apart))
+    for name in ('ivnext.demo.demo_clips', *apart):
         assert name in modules

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 import ivnext  # noqa: F401
+import ivnext.convert.kmash_list as ck
 import ivnext.datasets  # noqa: F401
 from mmaction.registry import DATASETS, TRANSFORMS
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'tools' / 'data'))
-import convert_kmash_list as ck  # noqa: E402
 
 
 def release_list(names):

@@ -1,7 +1,6 @@
 """Windowed extraction of long videos: window count and timestamps, per-video files and index, resume, bad
 videos skipped and listed, and the tools/extract_features.py --videos mode on the same implementation."""
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,7 +11,6 @@ from helpers_video import write_mp4
 
 from ivnext.api import Preprocessing, VideoEncoder, extract_videos
 
-TOOL = Path(__file__).resolve().parents[1] / 'tools' / 'extract_features.py'
 TINY = dict(arch=dict(embed_dims=32, num_layers=1, num_heads=2, mlp_ratio=2.0), img_size=28, patch_size=14,
             num_frames=4, with_clip_projector=True, clip_embed_dims=16, clip_num_heads=2, use_flash_attn=False)
 
@@ -91,9 +89,7 @@ def test_folder_extraction_files_index_resume_and_bad_videos(encoder, videos, tm
 
 
 def test_tool_videos_mode_uses_the_same_extraction(encoder, videos, tmp_path):
-    spec = importlib.util.spec_from_file_location('extract_features_tool', TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    import ivnext.cli.extract_features as tool  # what tools/extract_features.py runs
     encoder.save_pretrained(tmp_path / 'enc')
     listing = tmp_path / 'list.txt'
     listing.write_text(f"{videos / 'sub' / 'short.mp4'}\n{videos / 'broken.mp4'}\n")

@@ -25,7 +25,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 # A small encoder (width 192, 6 blocks) so that CPU runs finish; the decode/preprocess/memory path is the
 # same as for ViT-B.

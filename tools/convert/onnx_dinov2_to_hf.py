@@ -10,13 +10,9 @@ The output directory loads with ``Dinov2Model.from_pretrained(out_dir)`` and wit
 ``DINOv2Teacher(pretrained=out_dir)``.
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-import ivnext  # noqa: E402,F401  (compat patches before transformers)
-from ivnext.convert.onnx_dinov2 import convert_onnx_dinov2_to_dir  # noqa: E402
+import ivnext  # noqa: F401  (compat patches before transformers)
+from ivnext.convert.onnx_dinov2 import convert_onnx_dinov2_to_dir
 
 
 def parse_args() -> argparse.Namespace:

@@ -14,29 +14,9 @@ Example::
         work_dirs/ivnext_vit-b_stage2_release.pth --arch base
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-import ivnext  # noqa: E402,F401
-from ivnext.models.backbones import InternVideoNextViT  # noqa: E402
-from ivnext.utils.checkpoint import load_encoder_checkpoint, save_state_dict  # noqa: E402
-
-
-def convert(src: str, dst: str, arch: str = 'base', num_frames: int = 16, img_size: int = 224,
-            prefix: str = 'backbone.', strict: bool = False, trusted: bool = False) -> dict:
-    """Load released weights into the encoder and save them under ``prefix``.
-
-    Returns:
-        dict: ``missing`` and ``unexpected`` key lists.
-    """
-    model = InternVideoNextViT(arch=arch, num_frames=num_frames, img_size=img_size)
-    missing, unexpected = load_encoder_checkpoint(model, src, strict=strict, trusted=trusted,
-                                                  opt_in='--trust-checkpoint')
-    state = {f'{prefix}{k}': v.contiguous() for k, v in model.state_dict().items()}
-    meta = dict(source=osp.abspath(src), arch=arch, num_frames=num_frames, img_size=img_size, prefix=prefix)
-    save_state_dict(state, dst, meta)
-    return dict(missing=missing, unexpected=unexpected)
+import ivnext  # noqa: F401  (compat fixes and registration)
+from ivnext.convert.release import convert_release
 
 
 def main(argv=None) -> None:
@@ -51,8 +31,8 @@ def main(argv=None) -> None:
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='unpickle the input in full (only for a file you trust; it can run code stored in it)')
     args = parser.parse_args(argv)
-    report = convert(args.src, args.dst, args.arch, args.num_frames, args.img_size, args.prefix, args.strict,
-                     args.trust_checkpoint)
+    report = convert_release(args.src, args.dst, args.arch, args.num_frames, args.img_size, args.prefix,
+                             args.strict, args.trust_checkpoint)
     print(f"missing keys ({len(report['missing'])}): {report['missing']}")
     print(f"unexpected keys ({len(report['unexpected'])}): {report['unexpected']}")
     print(f'saved {args.dst}')

@@ -6,6 +6,8 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModel
 from torch import nn
 
+from ivnext.compat import enable_non_blocking_copies
+
 
 class BasePretrainer(BaseModel):
     """Self-supervised pretraining algorithm in MMEngine's ``BaseModel`` form (mmpretrain's pattern).
@@ -27,9 +29,9 @@ class BasePretrainer(BaseModel):
             data_preprocessor = dict(type='ActionDataPreprocessor', format_shape='NCTHW')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         # Batches come from pinned memory (pin_memory=True in the recipes): copy them to the GPU without blocking
-        # the host. mmaction2's ActionDataPreprocessor does not take MMEngine's `non_blocking` argument.
-        if hasattr(self.data_preprocessor, '_non_blocking'):
-            self.data_preprocessor._non_blocking = True
+        # the host. mmaction2 1.2.0's ActionDataPreprocessor does not take MMEngine's `non_blocking` argument; this
+        # goes once it does (then `non_blocking=True` in the configs). See ivnext.compat.
+        enable_non_blocking_copies(self.data_preprocessor)
         self.backbone = MODELS.build(backbone)
         self._frozen_names: List[str] = []
         self._unsaved_names: List[str] = []
@@ -77,8 +79,12 @@ class BasePretrainer(BaseModel):
     def place_frozen(self, device: torch.device) -> None:
         """Move frozen teachers to ``device`` if a wrapper left them elsewhere.
 
-        FSDP with ``ignored_modules=['teacher']`` (the teacher replicated, not sharded) moves only the modules it
-        manages to the GPU; the first step brings the teacher along. Reads only tensor metadata (no sync).
+        Answers torch FSDP (MMEngine's ``FSDPStrategy``): with ``ignored_modules=['teacher']`` (the teacher
+        replicated, not sharded) it moves only the modules it manages to ``device_id``, and the ignored teacher
+        stays where the model was built (CPU). Called at every forward so that it holds under any runner and
+        wrapper; once the teachers are in place it only compares one parameter's device per teacher (tensor
+        metadata, no copy, no sync). It can go when the strategy moves ignored modules itself (or the recipes build
+        the model on its device before wrapping).
         """
         for name in self._frozen_names:
             module = getattr(self, name)

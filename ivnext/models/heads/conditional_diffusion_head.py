@@ -170,7 +170,14 @@ class ConditionalDiffusionHead(BaseModule):
         self._schedule_buffers = tuple(buffers)
 
     def _apply(self, fn, recurse: bool = True):
-        """Casts of the whole model (DeepSpeed / FSDP bf16) leave the schedule tables in fp32."""
+        """Casts of the whole model (DeepSpeed / FSDP bf16) leave the schedule tables in fp32.
+
+        Answers ``nn.Module.to(dtype)`` / ``.bfloat16()``, which cast every floating buffer: DeepSpeed's bf16
+        engine casts the whole model that way and PyTorch has no per-buffer opt-out, while the posterior
+        coefficients need fp32 (bf16 keeps 8 mantissa bits). ``_apply`` is the one method every cast and move goes
+        through, so the override sees them all; device moves are left as they are. It can go when PyTorch lets a
+        buffer keep its dtype under module casts.
+        """
         super()._apply(fn, recurse)
         device, dtype = self.sqrt_ab.device, self.sqrt_ab.dtype
         if dtype != torch.float32 and dtype.is_floating_point:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from torch import nn
 
+from ...compat import use_modernbert_attention
 from ..layers import resolve_with_cp, run_blocks
 from ..layers.banded_attention import banded_attention
 from .base_predictor import BasePredictor
@@ -90,9 +91,8 @@ class ModernBertPredictor(BasePredictor):
         self.norm = norm if final_norm else nn.Identity()
         self.with_cp = with_cp
         self.local_attention_impl = local_attention_impl
-        if local_attention_impl == 'banded':
-            _register_banded_attention()
-            config._attn_implementation = BANDED_ATTENTION  # the kept layers share this config
+        if local_attention_impl == 'banded':  # the kept layers share this config
+            use_modernbert_attention(config, BANDED_ATTENTION, _banded_sdpa_attention)
 
     @staticmethod
     def _check_num_layers(num_layers: int, total: int) -> None:
@@ -102,7 +102,7 @@ class ModernBertPredictor(BasePredictor):
     @staticmethod
     def _prepare_config(config) -> None:
         # SDPA path with explicit masks; no torch.compile of the MLP (ModernBERT would pick it on GPU).
-        config._attn_implementation = 'sdpa'
+        use_modernbert_attention(config, 'sdpa')
         config.reference_compile = False
 
     @classmethod
@@ -167,6 +167,7 @@ class ModernBertPredictor(BasePredictor):
         return self.norm(x)
 
 
+# ModernBERT's attention table has no public registry (transformers 4.57); see ivnext.compat.use_modernbert_attention.
 BANDED_ATTENTION = 'ivnext_banded_sdpa'
 
 
@@ -195,8 +196,3 @@ def _banded_sdpa_attention(module: nn.Module, qkv: torch.Tensor, attention_mask:
     else:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
     return (out.transpose(1, 2).reshape(bs, -1, dim), )
-
-
-def _register_banded_attention() -> None:
-    from transformers.models.modernbert import modeling_modernbert
-    modeling_modernbert.MODERNBERT_ATTENTION_FUNCTION.setdefault(BANDED_ATTENTION, _banded_sdpa_attention)

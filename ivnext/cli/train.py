@@ -1,0 +1,109 @@
+"""The command line of ``tools/train.py``: train a model from an MMEngine config (mmaction2-compatible options).
+
+``parse_args`` and ``merge_args`` turn the command line into the runner's config; ``main`` trains.
+"""
+import argparse
+import os
+import os.path as osp
+
+import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
+import torch
+from mmaction.registry import RUNNERS
+from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.runner import Runner
+
+from ivnext.hooks.safe_checkpoint_hook import (
+    add_loading_arguments, apply_loading_arguments, prepare_runner_loading)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description='Train an ivnext / mmaction2 model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto', default=None,
+                        help='resume training: without a value, from the latest checkpoint in the work dir; '
+                        'with a path, from that checkpoint')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (AmpOptimWrapper)')
+    parser.add_argument('--no-validate', action='store_true', help='skip validation during training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by actual batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument('--diff-rank-seed', action='store_true', help='use a different seed on each rank')
+    parser.add_argument('--deterministic', action='store_true', help='deterministic cuDNN algorithms')
+    add_loading_arguments(parser)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, key=value (nested keys with dots, lists as key="[a,b]")')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command-line options to the config; --cfg-options are applied last and win."""
+    cfg.launcher = args.launcher
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper_type == 'BFloat16OptimWrapper':
+            cfg.optim_wrapper.enabled = True
+        elif wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper or AmpOptimWrapper, got {wrapper_type!r}; '
+                             'set AMP in the config of your custom optimizer wrapper instead.')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    apply_loading_arguments(cfg, args)
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` in the config.')
+        cfg.auto_scale_lr.enable = True
+
+    if cfg.get('randomness', None) is None:
+        cfg.randomness = ConfigDict(seed=args.seed, diff_rank_seed=args.diff_rank_seed,
+                                    deterministic=args.deterministic)
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """Build the default MMEngine Runner, or the registered ``runner_type`` (e.g. FlexibleRunner)."""
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    runner = build_runner(cfg)
+    prepare_runner_loading(runner)  # FlexibleRunner loads checkpoints before any hook runs
+    runner.train()
+    # Tear the process group down while the interpreter is intact; leaving it to exit-time destructors
+    # can abort a rank after training has finished.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+

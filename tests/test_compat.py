@@ -1,0 +1,69 @@
+"""ivnext.compat: each workaround acts only where its problem exists and leaves everything else as it was."""
+import importlib.util
+import sys
+
+import pytest
+import torch
+from mmaction.models import ActionDataPreprocessor
+from transformers import ModernBertConfig
+from transformers.models.modernbert import modeling_modernbert
+
+from ivnext import compat
+
+
+def test_torchvision_guard_leaves_an_absent_torchvision_absent(monkeypatch):
+    """No torchvision installed: nothing is imported or declared, and `import ivnext` would not fail on it."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.delitem(sys.modules, 'torchvision')
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'torchvision' else real_find_spec(name, *a))
+    assert compat.guard_torchvision_import() is False
+    assert 'torchvision' not in sys.modules
+
+
+def test_transformers_reexports_keep_present_names_and_skip_without_transformers(monkeypatch):
+    import transformers.modeling_utils as modeling_utils
+    import transformers.pytorch_utils as pytorch_utils
+    own = object()
+    monkeypatch.setattr(modeling_utils, 'prune_linear_layer', own, raising=False)
+    monkeypatch.delattr(modeling_utils, 'apply_chunking_to_forward', raising=False)
+    compat.patch_transformers_reexports()
+    assert modeling_utils.prune_linear_layer is own  # a present name is kept
+    assert modeling_utils.apply_chunking_to_forward is pytorch_utils.apply_chunking_to_forward
+    monkeypatch.delattr(modeling_utils, 'apply_chunking_to_forward')
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *a: None if name == 'transformers' else real_find_spec(name, *a))
+    compat.patch_transformers_reexports()
+    assert not hasattr(modeling_utils, 'apply_chunking_to_forward')
+
+
+def test_non_blocking_copies_only_on_mmengine_preprocessors():
+    pre = ActionDataPreprocessor(format_shape='NCTHW')
+    assert pre._non_blocking is False  # mmaction2 1.2.0 cannot set it from the config
+    assert compat.enable_non_blocking_copies(pre) is True and pre._non_blocking is True
+    other = torch.nn.Identity()
+    assert compat.enable_non_blocking_copies(other) is False and not hasattr(other, '_non_blocking')
+
+
+def test_modernbert_attention_adds_entries_under_its_prefix_and_never_replaces_one(monkeypatch):
+    table = dict(modeling_modernbert.MODERNBERT_ATTENTION_FUNCTION)
+    monkeypatch.setattr(modeling_modernbert, 'MODERNBERT_ATTENTION_FUNCTION', table)
+    config = ModernBertConfig(num_hidden_layers=1, hidden_size=8, intermediate_size=8, num_attention_heads=2)
+    sdpa = table['sdpa']
+
+    def mine(*args, **kwargs):
+        return sdpa(*args, **kwargs)
+
+    compat.use_modernbert_attention(config, 'ivnext_test', mine)
+    assert config._attn_implementation == 'ivnext_test' and table['ivnext_test'] is mine
+    compat.use_modernbert_attention(config, 'ivnext_test', mine)  # the same function again: fine
+    with pytest.raises(ValueError, match='already registered'):
+        compat.use_modernbert_attention(config, 'ivnext_test', lambda *a, **k: None)
+    with pytest.raises(ValueError, match='ivnext_'):
+        compat.use_modernbert_attention(config, 'sdpa', mine)
+    with pytest.raises(ValueError, match='unknown ModernBERT attention'):
+        compat.use_modernbert_attention(config, 'ivnext_missing')
+    assert table['sdpa'] is sdpa  # transformers' own entries are untouched
+    compat.use_modernbert_attention(config, 'sdpa')
+    assert config._attn_implementation == 'sdpa'
