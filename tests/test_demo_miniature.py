@@ -1,7 +1,5 @@
 """The demo's miniature: the generated object/motion clips, the cached teacher, the calibration readers and the
 probe protocol options."""
-import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -12,9 +10,7 @@ from ivnext.demo.object_motion_clips import MOTIONS, SHAPES, ObjectMotionConfig,
 from ivnext.models.teachers import CachedTeacher
 from mmaction.registry import MODELS
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
-import calibration  # noqa: E402
+from ivnext.demo import calibration
 
 DINO = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, patch_size=8,
             image_size=16)

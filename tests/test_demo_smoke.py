@@ -11,10 +11,10 @@ import torch
 import ivnext  # noqa: F401
 from mmengine.config import Config
 
+from ivnext.demo import cached_probe
+from ivnext.demo import run as run_demo
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools', 'demo'))
-import cached_probe  # noqa: E402
-import run_demo  # noqa: E402
 
 ENCODERS = ('random', 'pixel_linear', 'stage1', 'stage2')
 

@@ -14,8 +14,7 @@ import argparse
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
 from mmengine.config import Config, DictAction
 
-# `load_model` stays importable from here only for tools/demo/run_demo.py, until that imports the package.
-from ivnext.analysis.reconstruction import load_model, visualize  # noqa: F401
+from ivnext.analysis.reconstruction import visualize
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,4 +1,5 @@
 """The demo's clip sets: the miniature appearance/motion clips and the generated object/motion clips.
 
-Used by ``tools/demo`` and ``tools/data/build_demo_dataset.py``; not imported by ``import ivnext``.
+The demo pipeline (:mod:`ivnext.demo.run`, run by ``tools/demo/run_demo.py``), its cached-token probes and
+calibration readers. Not imported by ``import ivnext``.
 """

@@ -13,19 +13,15 @@ average, so it takes any number of tokens.
 """
 import math
 import os.path as osp
-import sys
 from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
-TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(TOOLS))
-sys.path.insert(0, TOOLS)
-import ivnext  # noqa: E402,F401
-from mmaction.registry import MODELS  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
+from mmaction.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 
 def read_labels(ann_file: str) -> Dict[str, int]:
@@ -51,9 +47,9 @@ def extract_tokens(cfg: Config, checkpoint: Optional[str], split: str, seed: int
     Returns:
         dict: ``tokens`` (N, num_cls + T'H'W', C) float32, ``filenames`` (N,) absolute paths in loader order.
     """
-    import extract_features  # tools/extract_features.py
+    from ivnext.cli.extract_features import extract
     torch.manual_seed(seed)
-    out = extract_features.extract(cfg.copy(), checkpoint, mode='tokens', split=split, average_views=True)
+    out = extract(cfg.copy(), checkpoint, mode='tokens', split=split, average_views=True)
     return dict(tokens=out['features'], filenames=out['filenames'])
 
 
