@@ -198,3 +198,17 @@ def test_geometry_of_a_tubelet_encoder():
     encoder = MODELS.build(dict(type='InternVideoNextViT', arch=dict(embed_dims=16, num_layers=1, num_heads=2),
                                 img_size=28, num_frames=4, tubelet_size=2, use_flash_attn=False))
     assert ClipGeometry.of(encoder) == ClipGeometry(4, 28, 14, 2)
+
+
+def test_pixel_head_width_follows_the_patch():
+    cfg = model_cfg(STAGE1_TINY)
+    cfg.head.pop('target_dims')
+    assert MODELS.build(copy.deepcopy(cfg)).head.target_dims == 3 * 14 * 14
+    cfg.backbone.patch_size = 28  # a 2x2 grid at 56 px
+    model = MODELS.build(copy.deepcopy(cfg))
+    assert model.head.target_dims == 3 * 28 * 28 and model.neck.grid_size == (4, 2, 2)
+    cfg.head.target_dims = 588
+    with pytest.raises(ClipGeometryError) as err:
+        MODELS.build(cfg)
+    assert str(err.value) == ('model.head.target_dims=588 disagrees with model.backbone patch_size=28 with 3 channels '
+                              '-> 2352 values per patch; drop head.target_dims or fix it')

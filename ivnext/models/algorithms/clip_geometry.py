@@ -23,7 +23,7 @@ def _fmt(grid: Sequence[int]) -> str:
     return '(' + ','.join(str(int(g)) for g in grid) + ')'
 
 
-def accepts_arg(cfg: dict, name: str) -> bool:
+def _accepts_arg(cfg: dict, name: str) -> bool:
     """Whether the registered class of module config ``cfg`` takes ``name`` in its constructor."""
     cls = cfg.get('type')
     cls = MODELS.get(cls) if isinstance(cls, str) else cls
@@ -42,24 +42,34 @@ class ClipGeometry:
         img_size: Side of the square frames in pixels (``backbone.img_size``).
         patch_size: Spatial patch side p (``backbone.patch_size``).
         tubelet_size: Temporal patch length u (``backbone.tubelet_size``).
+        in_channels: Channels C of a frame (``backbone.in_channels``).
     """
 
     num_frames: int
     img_size: int
     patch_size: int
     tubelet_size: int = 1
+    in_channels: int = 3
 
     @classmethod
     def of(cls, backbone: Any) -> 'ClipGeometry':
         """Geometry of a built encoder (anything with ``grid_size``, ``patch_size`` and ``tubelet_size``)."""
         t, h, _ = backbone.grid_size
-        return cls(t * backbone.tubelet_size, h * backbone.patch_size, backbone.patch_size, backbone.tubelet_size)
+        proj = getattr(getattr(backbone, 'patch_embed', None), 'proj', None)
+        channels = proj.in_channels if proj is not None else 3
+        return cls(t * backbone.tubelet_size, h * backbone.patch_size, backbone.patch_size, backbone.tubelet_size,
+                   channels)
 
     @property
     def grid(self) -> Tuple[int, int, int]:
         """Token grid (T/u, H/p, W/p)."""
         side = self.img_size // self.patch_size
         return self.num_frames // self.tubelet_size, side, side
+
+    @property
+    def pixel_dims(self) -> int:
+        """Values in one patch, the width of a pixel-reconstruction target: u * p * p * C."""
+        return self.tubelet_size * self.patch_size * self.patch_size * self.in_channels
 
     def describe(self) -> str:
         """The encoder fields and the grid they give, for error messages."""
@@ -82,15 +92,28 @@ class ClipGeometry:
         Raises:
             ClipGeometryError: ``cfg`` states another grid.
         """
+        return self._fill(cfg, name, field, self.grid, self.describe())
+
+    def fill_pixel_dims(self, cfg: dict, name: str, field: str = 'target_dims') -> dict:
+        """A copy of a pixel head's config with ``field`` set to :attr:`pixel_dims` (see :meth:`fill_grid`)."""
+        tubelet = f' / tubelet_size={self.tubelet_size}' if self.tubelet_size != 1 else ''
+        where = (f'model.backbone patch_size={self.patch_size}{tubelet} with {self.in_channels} channels -> '
+                 f'{self.pixel_dims} values per patch')
+        return self._fill(cfg, name, field, self.pixel_dims, where)
+
+    @staticmethod
+    def _fill(cfg: dict, name: str, field: str, value: Any, where: str) -> dict:
         cfg = copy.deepcopy(cfg)
         stated = cfg.get(field)
         if stated is None:
-            if accepts_arg(cfg, field):  # a module without a grid argument keeps its config as it is
-                cfg[field] = self.grid
-        elif tuple(int(g) for g in stated) != self.grid:
+            if _accepts_arg(cfg, field):  # a module without this argument keeps its config as it is
+                cfg[field] = value
+            return cfg
+        as_stated = tuple(int(v) for v in stated) if isinstance(value, tuple) else int(stated)
+        if as_stated != value:
+            shown = _fmt(stated) if isinstance(value, tuple) else str(stated)
             short = name.split('.', 1)[-1]
-            raise ClipGeometryError(f'{name}.{field}={_fmt(stated)} disagrees with {self.describe()}; '
-                                    f'drop {short}.{field} or fix it')
+            raise ClipGeometryError(f'{name}.{field}={shown} disagrees with {where}; drop {short}.{field} or fix it')
         return cfg
 
     def teacher_image_size(self, teacher_patch: int) -> int:

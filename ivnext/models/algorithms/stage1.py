@@ -30,7 +30,8 @@ class InternVideoNextStage1(BasePretrainer):
         masker: Masker config (``SemanticAwareMasker`` by default in the configs).
         neck: Predictor config; needed with ``head``. Its ``grid_size`` is set from the backbone (a stated one must
             agree).
-        head: Pixel decoder config (``ConditionalDiffusionHead`` / ``LinearPixelHead``).
+        head: Pixel decoder config (``ConditionalDiffusionHead`` / ``LinearPixelHead``). Its ``target_dims`` is set to
+            the values in one patch of the backbone (a stated one must agree).
         teacher: Frozen image teacher config (``SigLIP2Teacher`` / ``CLIPTeacher`` / ``DINOv2Teacher``). Its
             ``image_size`` is set to the backbone's tokens per side x the teacher patch (a stated one must agree).
         align_head: ``AlignmentHead`` config (student's last K layers vs the teacher's K hidden states); with a
@@ -61,7 +62,7 @@ class InternVideoNextStage1(BasePretrainer):
             raise ValueError('nothing to train: configure a pixel `head` and/or alignment heads')
         self.masker = MODELS.build(masker)
         self.neck = MODELS.build(self.geometry.fill_grid(neck, 'model.neck')) if neck is not None else None
-        self.head = MODELS.build(head) if head is not None else None
+        self.head = MODELS.build(self.geometry.fill_pixel_dims(head, 'model.head')) if head is not None else None
         self.align_head = MODELS.build(self._align_head_cfg(align_head)) if align_head is not None else None
         self.pooled_align_head = MODELS.build(pooled_align_head) if pooled_align_head is not None else None
         self.teacher = MODELS.build(teacher) if teacher is not None else None
