@@ -3,15 +3,15 @@
 #   encoder      ViT-B/14 (768 wide, 12 blocks), 4 CLS tokens, drop path 0.1, LayerScale 1e-5
 #   teacher      SigLIP2-1B/16 at 256 px (16x16 patches, the student's grid), hidden states entering layers
 #                [23, 26, 30, 33, 36, 39] (num_return_layers=6, return_interval=3.33 as released)
+#   masker       semantic-aware, mask ratio 0.8 (paper; the release scripts use 0.75)
+#   predictor    last 5 layers of ModernBERT-Large (1024 wide), initialised from its text weights
+#   decoder      conditional diffusion MLP, 6 blocks, width 1536, IDDPM cosine 1000 steps
+#   losses       middle layers / pooled embedding / diffusion, weights 1 / 1 / 1
 #
 # Clip geometry is stated once, on the backbone (num_frames, img_size, patch_size): the algorithm derives the
 # predictor's and the alignment head's token grid (num_frames x img_size/14 x img_size/14) and the teacher's input
 # size (img_size/14 x the teacher's patch 16 = 256 px) when it is built. A config may still state neck.grid_size,
 # align_head.grid_size or teacher.image_size; the build stops if one disagrees with the backbone.
-#   masker       semantic-aware, mask ratio 0.8 (paper; the release scripts use 0.75)
-#   predictor    last 5 layers of ModernBERT-Large (1024 wide), initialised from its text weights
-#   decoder      conditional diffusion MLP, 6 blocks, width 1536, IDDPM cosine 1000 steps
-#   losses       middle layers / pooled embedding / diffusion, weights 1 / 1 / 1
 #
 # Local weights (nothing is downloaded at run time); set the two paths, e.g. with
 #   --cfg-options model.teacher.pretrained=/ckpt/siglip2-giant-opt-patch16-256 \
