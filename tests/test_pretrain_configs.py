@@ -8,6 +8,7 @@ from mmengine.config import Config
 
 import ivnext  # noqa: F401
 import ivnext.datasets  # noqa: F401
+from ivnext.models.algorithms.clip_geometry import ClipGeometry
 from ivnext.models.teachers import default_return_layers
 from mmaction.registry import DATASETS, MODELS
 
@@ -60,7 +61,7 @@ def test_every_config_loads_and_is_consistent(path):
         assert tuple(crop.scales) == (1, 0.875, 0.75, 0.66) and crop.input_size == backbone.img_size
     if model.get('neck') is not None:
         assert model.neck.in_dims == width
-        assert tuple(model.neck.grid_size) == grid
+        assert tuple(model.neck.get('grid_size', grid)) == grid  # derived from the backbone when not stated
         pred_dims = model.neck.get('embed_dims', PREDICTOR_DIMS.get(model.neck.type))
         if model.neck.get('model_config'):
             pred_dims = model.neck.model_config.hidden_size
@@ -72,7 +73,9 @@ def test_every_config_loads_and_is_consistent(path):
             assert model.align_head.in_dims == width
             assert model.pooled_align_head.in_dims == backbone.clip_embed_dims
             teacher = model.teacher
-            assert teacher.image_size // (16 if teacher.type == 'SigLIP2Teacher' else 14) == grid[1]
+            teacher_patch = 16 if teacher.type == 'SigLIP2Teacher' else 14
+            # Derived from the backbone (grid side x teacher patch) when not stated.
+            assert teacher.get('image_size', grid[1] * teacher_patch) // teacher_patch == grid[1]
             assert teacher.num_return_layers == model.align_head.num_layers
     else:
         assert 'stage1_checkpoint' in model
@@ -88,7 +91,10 @@ def check_stage1_recipe(cfg, arch, interval):
     assert model.head.type == 'ConditionalDiffusionHead'
     assert (model.head.width, model.head.depth, model.head.num_train_timesteps) == (1536, 6, 1000)
     teacher = model.teacher
-    assert teacher.type == 'SigLIP2Teacher' and teacher.pretrained and teacher.image_size == 256
+    assert teacher.type == 'SigLIP2Teacher' and teacher.pretrained and 'image_size' not in teacher
+    # The build gives the teacher the student's 16x16 grid at its patch 16: 256 px, as released.
+    geometry = ClipGeometry(model.backbone.num_frames, model.backbone.img_size, model.backbone.patch_size)
+    assert geometry.teacher_image_size(16) == 256
     assert default_return_layers(40, teacher.num_return_layers, teacher.return_interval) == {
         3.33: [23, 26, 30, 33, 36, 39], 1.67: [31, 33, 34, 36, 38, 39]}[interval]
     assert teacher.return_interval == interval

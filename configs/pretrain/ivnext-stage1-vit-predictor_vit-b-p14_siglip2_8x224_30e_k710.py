@@ -13,5 +13,4 @@ model = dict(
         depth=5,
         num_heads=16,
         mlp_ratio=4.0,
-        num_cls_tokens=4,
-        grid_size=(8, 16, 16)))
+        num_cls_tokens=4))

@@ -13,7 +13,6 @@ model = dict(
         type='CLIPTeacher',
         pretrained=clip_l14_path,
         use_projection=True,
-        image_size=224,
         num_return_layers=6,
         return_interval=1.0,
         dtype='bfloat16'),

@@ -12,7 +12,6 @@ model = dict(
         _delete_=True,
         type='DINOv2Teacher',
         pretrained=dinov2_l14_path,
-        image_size=224,
         num_return_layers=6,
         return_interval=1.0,
         dtype='bfloat16'),

@@ -1,20 +1,6 @@
-# Stage 1 ViT-L with FSDP (full sharding): MMEngine FlexibleRunner + FSDPStrategy; the rest as in the base config.
-# - Every residual block (encoder, predictor, decoder) is its own FSDP unit (ivnext's `block_wrap_policy`), so its
-#   parameters, gradients and AdamW states are sharded across GPUs. Patch embedding, position tables and small
-#   projections stay in the root unit, which is gathered for the whole step: the algorithm calls methods other
-#   than `forward` on the encoder and the heads, which a wrapped unit would see sharded.
-# - The frozen teacher is not sharded (`ignored_modules`): every GPU keeps a full copy and runs it without
-#   all-gathers; it is moved to the GPU on the first step and stays out of checkpoints.
-# - `BFloat16OptimWrapper` of the base schedule: bf16 autocast, and gradient clipping by the norm over all shards
-#   (MMEngine's own wrappers clip each shard by its local norm under FSDP).
-# - Checkpoints: one full state dict written by rank 0 (`state_dict_cfg='full'`), readable by the Stage-2
-#   initialisation, tools/test.py and tools/convert/export_backbone.py like any other ivnext checkpoint.
+# Stage 1 ViT-L with FSDP (full sharding): the recipe of
+# ivnext-stage1_vit-l-p14_siglip2_16x224_50e_kmash.py under the strategy of
+# ../_base_/strategies/fsdp_fullshard.py (every residual block its own FSDP unit, the frozen teacher replicated,
+# one full checkpoint written by rank 0); the recipe's BFloat16OptimWrapper stays.
 #   tools/dist_train.sh configs/pretrain/ivnext-stage1_vit-l-p14_siglip2_16x224_50e_kmash-fsdp-fullshard.py 8
-_base_ = ['./ivnext-stage1_vit-l-p14_siglip2_16x224_50e_kmash.py']
-
-runner_type = 'FlexibleRunner'
-strategy = dict(
-    type='FSDPStrategy',
-    model_wrapper=dict(auto_wrap_policy=dict(type='block_wrap_policy'), use_orig_params=True,
-                       ignored_modules=['teacher']),
-    state_dict_cfg='full')
+_base_ = ['./ivnext-stage1_vit-l-p14_siglip2_16x224_50e_kmash.py', '../_base_/strategies/fsdp_fullshard.py']

@@ -9,10 +9,10 @@ _base_ = [
 # KMashVideoDataset / TemporalWindow live in ivnext.datasets.
 custom_imports = dict(imports=['ivnext', 'ivnext.datasets'], allow_failed_imports=False)
 
+# 8 frames, as the K710 pipelines sample (clip_len in ../_base_/datasets/k710_pretrain.py); the predictor's grid
+# follows from the backbone.
 num_frames = 8
-model = dict(
-    backbone=dict(num_frames=num_frames),
-    neck=dict(grid_size=(num_frames, 16, 16)))
+model = dict(backbone=dict(num_frames=num_frames))
 
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 default_hooks = dict(

@@ -2,33 +2,12 @@
 # (clip projector output, 768-d), 16 frames x 224 px, 30 epochs, ssv2. BatchNorm without affine before
 # the classifier (MAE linear-probe recipe); no CutMix. lr 0.001 (paper Table 15 for the attentive probe).
 _base_ = [
-    '../_base_/datasets/ssv2.py', '../_base_/schedules/probe_adamw-cosine_30e.py',
+    '../_base_/models/linprobe_ivnext-vit-b.py',
+    '../_base_/datasets/ssv2.py',
+    '../_base_/schedules/probe_adamw-cosine_30e.py',
     '../_base_/default_runtime.py'
 ]
 
-model = dict(
-    type='FrozenBackboneRecognizer3D',
-    backbone=dict(
-        type='InternVideoNextViT',
-        arch='base',
-        img_size=224,
-        patch_size=14,
-        num_frames=16,
-        tubelet_size=1,
-        out_type='pooled',
-        with_clip_projector=True,
-        pretrained='checkpoints/internvideo_next_base_p14_res224_f16'),
-    cls_head=dict(
-        type='LinearProbeHead',
-        num_classes=174,
-        in_channels=768,
-        norm='bn',
-        label_smooth_eps=0.1,
-        average_clips='prob'),
-    data_preprocessor=dict(
-        type='ActionDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape='NCTHW'))
+model = dict(cls_head=dict(num_classes={{_base_.num_classes}}))
 
 optim_wrapper = dict(optimizer=dict(lr=0.001))

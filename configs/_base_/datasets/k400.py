@@ -6,6 +6,10 @@
 # CheckedVideoDataset: mmaction2's VideoDataset whose list errors name file:line; labels checked against num_classes.
 dataset_type = 'CheckedVideoDataset'
 num_classes = 400
+# Clip shape of every pipeline below: the frames and side the encoder is built for
+# (model.backbone.num_frames / img_size).
+clip_len = 16
+input_size = 224
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
 ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'
@@ -15,11 +19,11 @@ ann_file_test = ann_file_val
 file_client_args = dict(io_backend='disk')
 train_pipeline = [
     dict(type='DecordInit', **file_client_args),
-    dict(type='SampleFrames', clip_len=16, frame_interval=4, num_clips=1),
+    dict(type='SampleFrames', clip_len=clip_len, frame_interval=4, num_clips=1),
     dict(type='DecordDecode'),
     dict(type='Resize', scale=(-1, 256)),
     dict(type='RandomResizedCrop', area_range=(0.3, 1.0), aspect_ratio_range=(0.75, 4 / 3)),
-    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
     dict(type='Flip', flip_ratio=0.5),
     dict(type='TorchVisionWrapper', op='RandAugment', num_ops=2, magnitude=9),
     dict(type='FormatShape', input_format='NCTHW'),
@@ -27,19 +31,19 @@ train_pipeline = [
 ]
 val_pipeline = [
     dict(type='DecordInit', **file_client_args),
-    dict(type='SampleFrames', clip_len=16, frame_interval=4, num_clips=1, test_mode=True),
+    dict(type='SampleFrames', clip_len=clip_len, frame_interval=4, num_clips=1, test_mode=True),
     dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='CenterCrop', crop_size=224),
+    dict(type='Resize', scale=(-1, input_size)),
+    dict(type='CenterCrop', crop_size=input_size),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]
 test_pipeline = [
     dict(type='DecordInit', **file_client_args),
-    dict(type='SampleFrames', clip_len=16, frame_interval=4, num_clips=1, test_mode=True),
+    dict(type='SampleFrames', clip_len=clip_len, frame_interval=4, num_clips=1, test_mode=True),
     dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 224)),
-    dict(type='ThreeCrop', crop_size=224),
+    dict(type='Resize', scale=(-1, input_size)),
+    dict(type='ThreeCrop', crop_size=input_size),
     dict(type='FormatShape', input_format='NCTHW'),
     dict(type='PackActionInputs'),
 ]

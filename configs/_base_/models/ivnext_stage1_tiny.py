@@ -2,11 +2,11 @@
 # (semantic-aware masking from an image teacher, ModernBERT-layer predictor, conditional diffusion decoder,
 # layer and pooled alignment), at toy sizes and randomly initialised (the teacher is a 2-layer DINOv2 built
 # from model_config, the predictor 2 ModernBERT layers built from model_config). 4 frames x 56 px, patch 14:
-# a 4x4x4 token grid. The paper's shapes are in ivnext_stage1_vit-b.py.
+# a 4x4x4 token grid, which the algorithm gives the predictor, the alignment head and (x the teacher's patch 14)
+# the teacher when it is built. The paper's shapes are in ivnext_stage1_vit-b.py.
 num_frames = 4
 img_size = 56
 patch_size = 14
-grid_size = (num_frames, img_size // patch_size, img_size // patch_size)
 encoder_dims = 64
 predictor_dims = 64
 teacher_dims = 32
@@ -26,7 +26,6 @@ model = dict(
         clip_num_heads=4),
     teacher=dict(
         type='DINOv2Teacher',
-        image_size=img_size,
         num_return_layers=2,
         model_config=dict(hidden_size=teacher_dims, num_hidden_layers=2, num_attention_heads=2,
                           intermediate_size=64, patch_size=patch_size, image_size=img_size)),
@@ -36,7 +35,6 @@ model = dict(
         in_dims=encoder_dims,
         num_layers=2,
         num_cls_tokens=4,
-        grid_size=grid_size,
         pretrained=None,
         model_config=dict(hidden_size=predictor_dims, intermediate_size=96, num_attention_heads=4,
                           num_hidden_layers=3)),
@@ -48,7 +46,7 @@ model = dict(
         depth=2,
         num_inference_steps=10),
     align_head=dict(type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=2,
-                    grid_size=grid_size),
+                    with_pos_embed=True),
     pooled_align_head=dict(type='PooledAlignmentHead', in_dims=32, target_dims=teacher_dims),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',

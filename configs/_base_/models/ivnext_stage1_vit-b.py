@@ -8,6 +8,11 @@
 #   decoder      conditional diffusion MLP, 6 blocks, width 1536, IDDPM cosine 1000 steps
 #   losses       middle layers / pooled embedding / diffusion, weights 1 / 1 / 1
 #
+# Clip geometry is stated once, on the backbone (num_frames, img_size, patch_size): the algorithm derives the
+# predictor's and the alignment head's token grid (num_frames x img_size/14 x img_size/14) and the teacher's input
+# size (img_size/14 x the teacher's patch 16 = 256 px) when it is built. A config may still state neck.grid_size,
+# align_head.grid_size or teacher.image_size; the build stops if one disagrees with the backbone.
+#
 # Local weights (nothing is downloaded at run time); set the two paths, e.g. with
 #   --cfg-options model.teacher.pretrained=/ckpt/siglip2-giant-opt-patch16-256 \
 #                 model.neck.pretrained=/ckpt/ModernBERT-large
@@ -20,7 +25,6 @@ modernbert_large_path = 'checkpoints/ModernBERT-large'
 num_frames = 16
 img_size = 224
 patch_size = 14
-grid_size = (num_frames, img_size // patch_size, img_size // patch_size)
 encoder_dims = 768
 predictor_dims = 1024  # ModernBERT-Large hidden size
 teacher_dims = 1536  # SigLIP2-1B hidden size (and its attention-pooled embedding)
@@ -44,7 +48,6 @@ model = dict(
     teacher=dict(
         type='SigLIP2Teacher',
         pretrained=siglip2_1b_path,
-        image_size=256,
         num_return_layers=6,
         return_interval=3.33,
         dtype='bfloat16'),
@@ -54,7 +57,6 @@ model = dict(
         in_dims=encoder_dims,
         num_layers=5,
         num_cls_tokens=4,
-        grid_size=grid_size,
         pretrained=modernbert_large_path),
     head=dict(
         type='ConditionalDiffusionHead',
@@ -68,7 +70,7 @@ model = dict(
         loss_weight=1.0),
     align_head=dict(
         type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=6, loss_weight=1.0,
-        grid_size=grid_size),  # grid_size: the release's learnable clip_pos_embed before the decoders
+        with_pos_embed=True),  # the release's learnable clip_pos_embed before the decoders
     pooled_align_head=dict(type='PooledAlignmentHead', in_dims=768, target_dims=teacher_dims, loss_weight=1.0),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',

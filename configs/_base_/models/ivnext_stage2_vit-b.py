@@ -10,10 +10,11 @@
 # Set the Stage-1 checkpoint (an ivnext Stage-1 work_dir checkpoint):
 #   --cfg-options model.stage1_checkpoint=work_dirs/<stage1 run>/epoch_50.pth
 # The predictor layers come from that checkpoint, so the ModernBERT text weights are not needed here.
+# Clip geometry is stated once, on the backbone: the algorithm gives the predictor its token grid
+# (num_frames x img_size/14 x img_size/14) when it is built; a stated neck.grid_size must agree.
 num_frames = 32
 img_size = 224
 patch_size = 14
-grid_size = (num_frames, img_size // patch_size, img_size // patch_size)
 encoder_dims = 768
 predictor_dims = 1024
 
@@ -46,7 +47,6 @@ model = dict(
         in_dims=encoder_dims,
         num_layers=5,
         num_cls_tokens=4,
-        grid_size=grid_size,
         pretrained=None),
     head=dict(type='LatentRegressionHead', in_dims=predictor_dims, target_dims=encoder_dims, loss_weight=1.0),
     maskers=[

@@ -7,6 +7,7 @@ from mmengine.model import BaseModel
 from torch import nn
 
 from ivnext.compat import enable_non_blocking_copies
+from .clip_geometry import ClipGeometry
 
 
 class BasePretrainer(BaseModel):
@@ -33,6 +34,8 @@ class BasePretrainer(BaseModel):
         # goes once it does (then `non_blocking=True` in the configs). See ivnext.compat.
         enable_non_blocking_copies(self.data_preprocessor)
         self.backbone = MODELS.build(backbone)
+        # Frames, size and patch are stated once, on the encoder; the other modules' grids derive from these.
+        self.geometry = ClipGeometry.of(self.backbone)
         self._frozen_names: List[str] = []
         self._unsaved_names: List[str] = []
         self._register_state_dict_hook(_drop_unsaved_keys)
@@ -61,15 +64,15 @@ class BasePretrainer(BaseModel):
                 state_dict.setdefault(f'{prefix}{name}.{key}', value)
 
     # ------------------------------------------------------------------ inputs
-    @staticmethod
-    def flatten_clips(inputs: torch.Tensor) -> torch.Tensor:
+    def flatten_clips(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, M, C, T, H, W) from ``ActionDataPreprocessor`` (M clips x crops) or (B, C, T, H, W)
-        -> (B*M, C, T, H, W)."""
+        -> (B*M, C, T, H, W), checked against the encoder's ``num_frames`` / ``img_size``."""
         if inputs.dim() == 6:
-            return inputs.flatten(0, 1)
-        if inputs.dim() != 5:
+            inputs = inputs.flatten(0, 1)
+        elif inputs.dim() != 5:
             raise ValueError(f'inputs must be clips (B, C, T, H, W) or (B, M, C, T, H, W), got {tuple(inputs.shape)};'
                              " use FormatShape(input_format='NCTHW') in the pipeline")
+        self.geometry.check_clips(inputs)
         return inputs
 
     def extract_feat(self, inputs: torch.Tensor) -> Union[torch.Tensor, tuple]:

@@ -8,6 +8,7 @@ from mmengine.structures import BaseDataElement
 from ..maskers.token_mask import TokenMask
 from ..utils import gather_tokens, patchify
 from .base_pretrainer import BasePretrainer
+from .clip_geometry import stated_teacher_image_size
 
 
 @MODELS.register_module()
@@ -28,10 +29,14 @@ class InternVideoNextStage1(BasePretrainer):
     Args:
         backbone: Encoder config.
         masker: Masker config (``SemanticAwareMasker`` by default in the configs).
-        neck: Predictor config; needed with ``head``.
-        head: Pixel decoder config (``ConditionalDiffusionHead`` / ``LinearPixelHead``).
-        teacher: Frozen image teacher config (``SigLIP2Teacher`` / ``CLIPTeacher`` / ``DINOv2Teacher``).
-        align_head: ``AlignmentHead`` config (student's last K layers vs the teacher's K hidden states).
+        neck: Predictor config; needed with ``head``. Its ``grid_size`` is set from the backbone (a stated one must
+            agree).
+        head: Pixel decoder config (``ConditionalDiffusionHead`` / ``LinearPixelHead``). Its ``target_dims`` is set to
+            the values in one patch of the backbone (a stated one must agree).
+        teacher: Frozen image teacher config (``SigLIP2Teacher`` / ``CLIPTeacher`` / ``DINOv2Teacher``). Its
+            ``image_size`` is set to the backbone's tokens per side x the teacher patch (a stated one must agree).
+        align_head: ``AlignmentHead`` config (student's last K layers vs the teacher's K hidden states); with a
+            position table (``with_pos_embed=True``) its ``grid_size`` is set from the backbone.
         pooled_align_head: ``PooledAlignmentHead`` config.
         num_inference_steps: Diffusion steps used by :meth:`reconstruct` (default: the head's).
         data_preprocessor: ``ActionDataPreprocessor`` config.
@@ -57,12 +62,13 @@ class InternVideoNextStage1(BasePretrainer):
         if head is None and align_head is None and pooled_align_head is None:
             raise ValueError('nothing to train: configure a pixel `head` and/or alignment heads')
         self.masker = MODELS.build(masker)
-        self.neck = MODELS.build(neck) if neck is not None else None
-        self.head = MODELS.build(head) if head is not None else None
-        self.align_head = MODELS.build(align_head) if align_head is not None else None
+        self.neck = MODELS.build(self.geometry.fill_grid(neck, 'model.neck')) if neck is not None else None
+        self.head = MODELS.build(self.geometry.fill_pixel_dims(head, 'model.head')) if head is not None else None
+        self.align_head = MODELS.build(self._align_head_cfg(align_head)) if align_head is not None else None
         self.pooled_align_head = MODELS.build(pooled_align_head) if pooled_align_head is not None else None
         self.teacher = MODELS.build(teacher) if teacher is not None else None
         if self.teacher is not None:
+            self.geometry.fit_teacher(self.teacher, *stated_teacher_image_size(teacher))
             self.freeze_teacher('teacher')
         self.num_inference_steps = num_inference_steps
         num_align = self.align_head.num_layers if self.align_head is not None else 0
@@ -72,6 +78,12 @@ class InternVideoNextStage1(BasePretrainer):
         # The student's last K blocks, shallow to deep, matched to the teacher's K layers.
         depth = self.backbone.num_layers
         self.align_layers: List[int] = list(range(depth - num_align, depth))
+
+    def _align_head_cfg(self, cfg: dict) -> dict:
+        """The alignment head's config with its position-table grid set from the encoder (when it has a table)."""
+        if cfg.get('with_pos_embed') or cfg.get('grid_size') is not None:
+            return self.geometry.fill_grid(cfg, 'model.align_head')
+        return cfg
 
     # ------------------------------------------------------------------ steps
     def teacher_targets(self, clips: torch.Tensor) -> Optional[Dict]:

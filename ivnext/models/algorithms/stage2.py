@@ -27,7 +27,8 @@ class InternVideoNextStage2(BasePretrainer):
 
     Args:
         backbone: Student encoder config (the teacher is built from the same config).
-        neck: Predictor config (same type and width as Stage 1, so its weights carry over).
+        neck: Predictor config (same type and width as Stage 1, so its weights carry over). Its ``grid_size`` is
+            set from the backbone (a stated one must agree).
         head: ``LatentRegressionHead`` config (new, randomly initialised).
         maskers: One masker config per view.
         stage1_checkpoint: Stage-1 checkpoint whose ``backbone.*`` initialises student and teacher and whose
@@ -58,7 +59,7 @@ class InternVideoNextStage2(BasePretrainer):
             raise ValueError('`maskers` needs at least one mask view config')
         if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
             raise ValueError(f'ema_momentum must be in (0, 1) or None, got {ema_momentum}')
-        self.neck = MODELS.build(neck)
+        self.neck = MODELS.build(self.geometry.fill_grid(neck, 'model.neck'))
         self.head = MODELS.build(head)
         self.maskers = torch.nn.ModuleList([MODELS.build(m) for m in maskers])
         teacher_cfg = copy.deepcopy(backbone)

@@ -21,22 +21,32 @@ class AlignmentHead(BaseModule):
     tokens, averaged over layers, samples and tokens together, as the release
     (``(2 - 2 <s, t>).mean()`` over a (K, B, L) stack), times ``loss_weight``.
 
-    With ``grid_size`` set, a learnable position table (the release's ``clip_pos_embed``, initialised from 3D
-    sin-cos, no weight decay) is added to the student's tokens before the decoders; the caller passes the visible
-    tokens' grid indices and the clip's grid.
+    With ``with_pos_embed`` (or a ``grid_size``), a learnable position table (the release's ``clip_pos_embed``,
+    initialised from 3D sin-cos for ``grid_size``, no weight decay) is added to the student's tokens before the
+    decoders; the caller passes the visible tokens' grid indices and the clip's grid. In a Stage-1 config,
+    ``with_pos_embed=True`` is enough: the algorithm sets ``grid_size`` from the encoder.
 
     Args:
         in_dims: Student encoder width.
         target_dims: Teacher hidden width.
         num_layers: K, layers aligned (6 in the paper).
         loss_weight: Scale of ``loss_align``.
-        grid_size: Token grid (T', H', W') of the position table; None: no table.
+        grid_size: Token grid (T', H', W') of the position table.
+        with_pos_embed: Build the position table (needs ``grid_size``). None: build it when ``grid_size`` is set.
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, in_dims: int = 768, target_dims: int = 1152, num_layers: int = 6, loss_weight: float = 1.0,
-                 grid_size: Optional[Sequence[int]] = None, init_cfg=None):
+                 grid_size: Optional[Sequence[int]] = None, with_pos_embed: Optional[bool] = None, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        if with_pos_embed is None:
+            with_pos_embed = grid_size is not None
+        if with_pos_embed and grid_size is None:
+            raise ValueError('AlignmentHead(with_pos_embed=True) needs grid_size, the token grid (T\', H\', W\') of '
+                             'its position table; the Stage-1 algorithm sets it from model.backbone')
+        if not with_pos_embed and grid_size is not None:
+            raise ValueError(f'AlignmentHead got grid_size={tuple(grid_size)} with with_pos_embed=False; drop one')
+        self.with_pos_embed = bool(with_pos_embed)
         self.num_layers = num_layers
         self.loss_weight = loss_weight
         self.decoders = nn.ModuleList([MLPDecoder(in_dims, target_dims, l2_normalize=True) for _ in range(num_layers)])

@@ -57,7 +57,8 @@ class HFImageTeacher(BaseModule):
         pretrained: Local directory holding a transformers checkpoint (loaded with ``local_files_only=True``).
         model_config: Keyword arguments of the transformers config class, for a randomly initialised model (tests).
             Exactly one of ``pretrained`` and ``model_config`` must be given.
-        image_size: Side of the square image fed to the teacher. None: the family default.
+        image_size: Side of the square image fed to the teacher. None: the family default (the Stage-1
+            algorithm then sets it to the student's tokens per side x the teacher patch).
         return_layers: Indices of the layers whose inputs are returned (``hidden_states[i]`` in transformers terms,
             ``0 <= i < num_layers``, negative values count from the end). None: :func:`default_return_layers`.
         num_return_layers: Used when ``return_layers`` is None.
@@ -217,6 +218,18 @@ class HFImageTeacher(BaseModule):
         """
         side = self.image_size // self.patch_size
         return side, side
+
+    def set_image_size(self, image_size: int) -> None:
+        """Resize frames to ``image_size`` from now on (the Stage-1 algorithm sets it from the student's grid).
+
+        Raises:
+            ValueError: ``image_size`` is not a positive multiple of the teacher patch size.
+        """
+        image_size = int(image_size)
+        if image_size <= 0 or image_size % self.patch_size:
+            raise ValueError(f'image_size={image_size} must be a positive multiple of the teacher patch size '
+                             f'{self.patch_size}.')
+        self.image_size = image_size
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
