@@ -9,10 +9,12 @@ import pytest
 import torch
 
 import ivnext  # noqa: F401
+from mmaction.registry import MODELS
 from mmengine.config import Config
 
 from ivnext.demo import cached_probe
 from ivnext.demo import run as run_demo
+from ivnext.models.algorithms.clip_geometry import ClipGeometry
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -58,11 +60,12 @@ def test_smoke_run_writes_every_artefact(demo):
     stage1 = Config.fromfile(osp.join(work, 'configs', 'stage1.py'))
     assert stage1.model.teacher.type == 'CachedTeacher'
     inner = stage1.model.teacher.teacher
-    assert inner.type == 'DINOv2Teacher' and inner.image_size == 56
+    assert inner.type == 'DINOv2Teacher'
     assert inner.pretrained == osp.join(str(work), 'teacher', 'dinov2_vits14')
-    assert stage1.model.align_head.grid_size == (2, 4, 4)
     assert stage1.model.head.type == 'ConditionalDiffusionHead'
-    assert stage1.model.neck.grid_size == (2, 4, 4)
+    # the predictor's grid and the teacher's image size derive from the encoder when the model is built
+    geometry = ClipGeometry.of(MODELS.build(stage1.model.backbone))
+    assert geometry.grid == (2, 4, 4) and geometry.teacher_image_size(14) == 56
     pixel = Config.fromfile(osp.join(work, 'configs', 'pixel_linear.py'))
     assert pixel.model.teacher is None and pixel.model.head.type == 'LinearPixelHead'
     stage2 = Config.fromfile(osp.join(work, 'configs', 'stage2.py'))
@@ -106,8 +109,9 @@ def test_clip_shape_and_schedule_overrides_reach_every_part():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'ivnext_demo_stage1.py'))
     run_demo.set_clip_shape(cfg._cfg_dict, 2, 42)
     assert (cfg.model.backbone.num_frames, cfg.model.backbone.img_size) == (2, 42)
-    assert cfg.model.teacher.teacher.image_size == 42 and cfg.model.neck.grid_size == (2, 3, 3)
-    assert cfg.model.align_head.grid_size == (2, 3, 3)
+    # one edit: the predictor's grid and the teacher's image size follow the encoder at build time
+    assert 'grid_size' not in cfg.model.neck and 'image_size' not in cfg.model.teacher.teacher
+    assert 'grid_size' not in cfg.model.align_head
     types = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
     assert types['UniformSample']['clip_len'] == 2 and types['UniformSample']['test_mode']
     assert types['Resize']['scale'] == (42, 42)

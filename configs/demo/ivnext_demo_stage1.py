@@ -16,7 +16,6 @@ teacher_dir = 'demo_artifacts/teacher/dinov2_vits14'
 num_frames = 4  # sampled uniformly from the 8-frame demo clips (the teacher's cost is per frame)
 img_size = 112
 patch_size = 14
-grid_size = (num_frames, img_size // patch_size, img_size // patch_size)
 encoder_dims = 192
 predictor_dims = 192
 teacher_dims = 384  # DINOv2 ViT-S/14
@@ -43,7 +42,6 @@ model = dict(
         teacher=dict(
             type='DINOv2Teacher',
             pretrained=teacher_dir,
-            image_size=img_size,  # 112 px / 14 = the student's 8x8 grid
             num_return_layers=num_align_layers)),
     masker=dict(type='SemanticAwareMasker', mask_ratio=0.8, mode='sample'),
     neck=dict(
@@ -53,7 +51,6 @@ model = dict(
         depth=2,
         num_heads=3,
         num_cls_tokens=4,
-        grid_size=grid_size,
         use_flash_attn=False),
     head=dict(
         type='ConditionalDiffusionHead',
@@ -70,7 +67,7 @@ model = dict(
         # briefly trained decoder blow up.
         clip_sample_range=2.7),
     align_head=dict(type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims,
-                    num_layers=num_align_layers, grid_size=grid_size),
+                    num_layers=num_align_layers, with_pos_embed=True),
     pooled_align_head=dict(type='PooledAlignmentHead', in_dims=teacher_dims, target_dims=teacher_dims),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',

@@ -125,16 +125,12 @@ def write_json(path: str, obj) -> None:
 
 # ------------------------------------------------------------------------------------------------ configs
 def set_clip_shape(node, frames: int, size: int):
-    """Set the clip length and frame side everywhere in a config (models, teachers, predictors, pipelines)."""
+    """Set the clip length and frame side of a config: the encoder (the predictor's grid and the teacher's image
+    size derive from it when the model is built) and the pipelines that make the clips."""
     if isinstance(node, dict):
         kind = node.get('type')
         if kind == 'InternVideoNextViT':
             node['num_frames'], node['img_size'] = frames, size
-        elif kind == 'DINOv2Teacher':
-            node['image_size'] = size
-        elif kind == 'TransformerPredictor':
-            patch = 14
-            node['grid_size'] = (frames, size // patch, size // patch)
         elif kind == 'UniformSample':
             node['clip_len'] = frames
         elif kind == 'MultiScaleCrop':
@@ -143,8 +139,6 @@ def set_clip_shape(node, frames: int, size: int):
             node['scale'] = (size, size) if node.get('keep_ratio', True) is False else (-1, size)
         elif kind == 'CenterCrop':
             node['crop_size'] = size
-        elif kind == 'AlignmentHead' and node.get('grid_size') is not None:
-            node['grid_size'] = (frames, size // 14, size // 14)
         for value in node.values():
             set_clip_shape(value, frames, size)
     elif isinstance(node, (list, tuple)):
