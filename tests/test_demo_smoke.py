@@ -81,6 +81,9 @@ def test_smoke_run_writes_every_artefact(demo):
         for name in ENCODERS:
             assert set(report['linear'][name][kind]) == {'mean', 'frames'}
     assert report['recon_mse']['baseline_mse'] > 0 and report['recon_mse']['mse'] > 0
+    assert report['recon_mse']['mse_ddpm'] > 0
+    probe = Config.fromfile(osp.join(work, 'configs', 'probe.py'))
+    assert probe.model.cls_head.time_slots == 2  # one slot per token frame at the smoke's 2 frames
     for label in ('random init', 'pixel-only', 'Stage 1', 'Stage 2', 'chance', 'what each stage bought',
                   'calibration reader', 'masked-patch MSE'):
         assert label in table
@@ -117,6 +120,10 @@ def test_clip_shape_and_schedule_overrides_reach_every_part():
     assert types['Resize']['scale'] == (42, 42)
     val = {t['type']: t for t in cfg.val_pipeline}
     assert val['Resize']['scale'] == (-1, 42) and val['CenterCrop']['crop_size'] == 42
+    probe = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'ivnext_demo_probe.py'))
+    assert probe.model.cls_head.time_slots == probe.model.backbone.num_frames
+    run_demo.set_clip_shape(probe._cfg_dict, 2, 42)
+    assert probe.model.cls_head.time_slots == probe.model.backbone.num_frames == 2
     run_demo.set_iterations(cfg, 3)
     assert cfg.train_cfg.max_iters == 3 and cfg.default_hooks.checkpoint.interval == 3
     assert cfg.param_scheduler[-1].end == 3 and cfg.param_scheduler[0].end >= 1
@@ -124,7 +131,8 @@ def test_clip_shape_and_schedule_overrides_reach_every_part():
 
 def test_cached_probe_learns_separable_tokens_and_not_noise():
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'ivnext_demo_probe.py'))
-    cfg.model.cls_head.in_channels = 24
+    # Tokens without CLS or frames here; random token subsets need the whole-clip pool (time_slots=1).
+    cfg.model.cls_head.update(in_channels=24, num_cls_tokens=0, time_slots=1)
     cfg.train_cfg.max_epochs = 25
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(3, 24, generator=g) * 2
@@ -142,3 +150,7 @@ def test_cached_probe_learns_separable_tokens_and_not_noise():
     (tx, ty), (vx, vy) = tokens(60, False), tokens(30, False)
     noise = cached_probe.train_probe(cfg, 3, tx, ty, vx, vy, seed=0, train_tokens=6)
     assert noise['top1'] < 0.7
+    # A random token subset would mix frames across the time slots of the frame-wise pool: refused.
+    cfg.model.cls_head.time_slots = 2
+    with pytest.raises(ValueError, match='probe_train_tokens'):
+        cached_probe.train_probe(cfg, 3, tx, ty, vx, vy, seed=0, train_tokens=6)

@@ -140,6 +140,58 @@ def test_attentive_probe_accepts_featmap_and_tuples():
         head(torch.randn(2, 16))
 
 
+def test_time_slots_pool_each_token_frame_and_keep_time_order():
+    torch.manual_seed(0)
+    frames, per_frame, dims = 3, 4, 16
+    head = AttentiveProbeHead(5, dims, num_heads=2, num_cls_tokens=1, time_slots=frames).eval()
+    tokens = torch.randn(2, 1 + frames * per_frame, dims)
+    # Equivalent to pooling every token frame alone with the same queries and concatenating in time order.
+    slots = [head.pooler(head.query_tokens.expand(2, -1, -1), tokens[:, 1 + t * per_frame:1 + (t + 1) * per_frame])
+             .mean(1) for t in range(frames)]
+    assert torch.allclose(head.pool(tokens), torch.cat(slots, -1), atol=1e-6)
+    assert head.fc_cls.in_features == frames * dims
+    # Reversing the frames changes what the slotted probe sees; one pooled vector cannot tell the two apart.
+    reversed_frames = torch.cat([tokens[:, :1], tokens[:, 1:].reshape(2, frames, per_frame, dims).flip(1)
+                                 .reshape(2, -1, dims)], 1)
+    assert not torch.allclose(head(tokens), head(reversed_frames), atol=1e-4)
+    whole = AttentiveProbeHead(5, dims, num_heads=2, num_cls_tokens=1).eval()
+    assert torch.allclose(whole(tokens), whole(reversed_frames), atol=1e-5)
+    with pytest.raises(ValueError, match='time_slots'):
+        head(tokens[:, :-1])
+    with pytest.raises(ValueError, match='time_slots'):
+        AttentiveProbeHead(5, dims, num_heads=2, time_slots=0)
+
+
+def test_time_slots_read_the_order_of_frames():
+    """Class = which of two patterns comes first: a one-vector probe is at chance, the slotted one learns it."""
+    gen = torch.Generator().manual_seed(0)
+    dims, per_frame = 16, 6
+    patterns = torch.randn(2, dims, generator=gen) * 2
+
+    def batch(n):
+        labels = torch.randint(0, 2, (n, ), generator=gen)
+        first, second = patterns[labels], patterns[1 - labels]
+        noise = torch.randn(n, 2 * per_frame, dims, generator=gen) * 0.5
+        tokens = torch.cat([first[:, None].expand(-1, per_frame, -1), second[:, None].expand(-1, per_frame, -1)], 1)
+        return tokens + noise, labels
+
+    def fit(head):
+        torch.manual_seed(0)
+        opt = torch.optim.AdamW(head.parameters(), lr=3e-3)
+        for _ in range(150):
+            x, y = batch(32)
+            loss = torch.nn.functional.cross_entropy(head(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        x, y = batch(256)
+        with torch.no_grad():
+            return float((head(x).argmax(-1) == y).float().mean())
+
+    assert fit(AttentiveProbeHead(2, dims, num_heads=2, time_slots=2)) > 0.95
+    assert fit(AttentiveProbeHead(2, dims, num_heads=2)) < 0.65
+
+
 def test_linear_probe_pools_every_input_layout():
     torch.manual_seed(0)
     head = LinearProbeHead(3, 8, norm='ln', skip_tokens=2).eval()

@@ -12,7 +12,9 @@ data_root = 'demo_artifacts/data'
 num_frames = 4  # sampled uniformly from the 8-frame demo clips (the teacher's cost is per frame)
 img_size = 112
 patch_size = 14
-encoder_dims = 192
+encoder_dims = 128
+encoder_depth = 4
+layer_scale_init_value = 0.1  # the demo encoder's (random-init row: the same encoder at its initialisation)
 
 label_kind = 'appearance'
 num_classes = 8  # 8 appearance classes; 6 for motion
@@ -21,7 +23,8 @@ model = dict(
     type='FrozenBackboneRecognizer3D',
     backbone=dict(
         type='InternVideoNextViT',
-        arch=dict(embed_dims=encoder_dims, num_layers=6, num_heads=3, mlp_ratio=4.0),
+        arch=dict(embed_dims=encoder_dims, num_layers=encoder_depth, num_heads=2, mlp_ratio=4.0),
+        layer_scale_init_value=layer_scale_init_value,
         img_size=img_size,
         patch_size=patch_size,
         num_frames=num_frames,
@@ -33,7 +36,14 @@ model = dict(
         type='AttentiveProbeHead',
         num_classes=num_classes,
         in_channels=encoder_dims,
-        num_heads=3,
+        num_heads=None,  # width / 64
+        num_cls_tokens=4,  # patch tokens only, as the paper's probe
+        # Each token frame is pooled on its own and the pooled features are concatenated in time order (the
+        # paper's probe pools the whole clip into one vector). Departure, measured on the demo clips: a one-vector
+        # pool is a weighted average over space and time, so it cannot tell which frame held what; on these
+        # briefly trained encoders it read motion at chance (16-20%) where a linear probe on per-frame mean
+        # tokens read 24-39%, and the frame-wise pool reads 32-50% (README, demo notes).
+        time_slots=num_frames,
         # No label smoothing (paper: 0.1): with 240 clips and a uniform-attention start, smoothing and a short
         # schedule kept the probe from fitting its own training clips (see the README's demo notes).
         label_smooth_eps=0.0,
@@ -74,22 +84,23 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-# tools/demo/run_demo.py trains on cached tokens; every step attends to all 4 + 4*8*8 = 260 tokens of a clip
+# tools/demo/run_demo.py trains on cached tokens; every step attends to all 4*8*8 = 256 patch tokens of a clip
 # (None; an int would pick a random subset per step). It averages probe_seeds probe runs per cell.
 probe_train_tokens = None
-probe_seeds = 2
+probe_seeds = 3
 
 # The probe's optimisation budget is what let it fit: the pooling starts as a uniform average (tiny query) and must
 # learn where to look; lr 1e-3 x 20 epochs with smoothing reached ~22% train top-1 on random-init tokens of 400
-# clips, lr 5e-3 x 60 epochs without smoothing or decay 87-99% (and above the linear probes on val).
-max_epochs = 40
+# clips. Measured on the demo's Stage-1 tokens (motion, 3 probe seeds): lr 5e-3 x 40 epochs, wd 0.01: 63.2 +- 11.6%
+# val (train 93%); lr 2e-3 x 60 epochs, wd 0.05: 66.7 +- 3.7% (train 100%), the recipe below.
+max_epochs = 60
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
     type='OptimWrapper',
     constructor='TrainableOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=5e-3, betas=(0.9, 0.999), weight_decay=0.01),
+    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.05),
     clip_grad=None)
 param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, eta_min=1e-5)]
 default_hooks = dict(checkpoint=dict(type='SafeCheckpointHook', by_epoch=True, interval=max_epochs, max_keep_ckpts=1,

@@ -11,4 +11,4 @@ model = dict(
     align_head=None,
     pooled_align_head=None,
     masker=dict(_delete_=True, type='RandomMasker', mask_ratio=0.8),
-    head=dict(_delete_=True, type='LinearPixelHead', in_dims=192, target_dims=3 * 14 * 14))
+    head=dict(_delete_=True, type='LinearPixelHead', in_dims={{_base_.predictor_dims}}))

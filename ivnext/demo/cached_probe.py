@@ -108,6 +108,9 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
     smoothing = float(getattr(head, 'label_smooth_eps', 0.0) or 0.0)
     num_tokens = train_x.shape[1]
     keep = num_tokens if not train_tokens or train_tokens >= num_tokens else int(train_tokens)
+    if keep < num_tokens and getattr(head, 'time_slots', 1) > 1:
+        raise ValueError(f'probe_train_tokens={train_tokens} picks random tokens, which breaks the frame-wise pooling '
+                         f'of time_slots={head.time_slots}; set probe_train_tokens=None or time_slots=1')
     head.train()
     loss = torch.tensor(float('nan'))
     for _ in range(epochs):

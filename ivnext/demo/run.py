@@ -58,22 +58,26 @@ STAGES = (
     ('stage2', 'ivnext_demo_stage2.py', 'Stage 2 (frozen Stage-1 teacher, multi-block masks, latent loss)'),
 )
 
-# Demo sizes. The full demo: 8 object shapes x 6 motions, 5 train / 2 val clips per pair (240 / 96 clips) of
-# 8 frames x 112 px; the models see 4 frames sampled uniformly from each clip, 8x8 patches of 14 px per frame
-# (the DINOv2 teacher's grid at 112 px).
+# Demo sizes. The full demo: 8 object shapes x 6 motions, 5 train / 4 val clips per pair (240 / 192 clips) of
+# 8 frames x 112 px, plus 960 unlabelled clips of the same generator that only pretraining reads (pretrain.txt:
+# 1200 clips); the models see 4 frames sampled uniformly from each clip, 8x8 patches of 14 px per frame (the
+# DINOv2 teacher's grid at 112 px).
 FULL = dict(clips=dict(shapes=('star', 'heart', 'arrow', 'cross', 'triangle', 'crescent', 'house', 'lightning'),
                        motions=('move_left', 'move_right', 'grow', 'shrink', 'rotate_cw', 'rotate_ccw'),
-                       num_clips_per_class=5, num_val_clips_per_class=2, frames=8, size=112), frames=4,
+                       num_clips_per_class=5, num_val_clips_per_class=4, num_pretrain_clips=960, frames=8,
+                       size=112), frames=4,
             schedule=None, batch_size=None, probe_epochs=None, probe_seeds=None, recon_clips=4, recon_steps=None)
 # The check set of another kind: 10 shapes x 8 motions, 5 train / 3 val clips per pair (400 / 240), 16 frames;
-# pretraining reads the unlabelled train clips.
+# pretraining reads the train clips and 800 unlabelled ones.
 CHECK = dict(FULL, clips=dict(shapes=('star', 'heart', 'arrow', 'cross', 'triangle', 'crescent', 'ring', 'house',
                                       'hourglass', 'key'),
                               motions=('move_left', 'move_right', 'move_up', 'move_down', 'grow', 'shrink',
                                        'rotate_cw', 'rotate_ccw'),
-                              num_clips_per_class=5, num_val_clips_per_class=3, frames=16, size=112))
-# Smoke: 3 shapes x 2 motions, 1 clip per pair, 4 frames x 56 px (models see 2), 2 iterations per stage.
-SMOKE = dict(clips=dict(num_clips_per_class=1, num_val_clips_per_class=1, frames=4, size=56,
+                              num_clips_per_class=5, num_val_clips_per_class=3, num_pretrain_clips=800,
+                              frames=16, size=112))
+# Smoke: 3 shapes x 2 motions, 1 clip per pair and 2 unlabelled ones, 4 frames x 56 px (models see 2), 2 iterations
+# per stage.
+SMOKE = dict(clips=dict(num_clips_per_class=1, num_val_clips_per_class=1, num_pretrain_clips=2, frames=4, size=56,
                         shapes=('star', 'heart', 'arrow'), motions=('move_left', 'grow')), frames=2,
              schedule=2, batch_size=2, probe_epochs=2, probe_seeds=1, recon_clips=1, recon_steps=4)
 
@@ -139,6 +143,8 @@ def set_clip_shape(node, frames: int, size: int):
             node['scale'] = (size, size) if node.get('keep_ratio', True) is False else (-1, size)
         elif kind == 'CenterCrop':
             node['crop_size'] = size
+        elif kind == 'AttentiveProbeHead' and node.get('time_slots', 1) > 1:
+            node['time_slots'] = frames  # one slot per token frame (the demo encoders' tubelet is 1)
         for value in node.values():
             set_clip_shape(value, frames, size)
     elif isinstance(node, (list, tuple)):
@@ -167,7 +173,7 @@ def stage_config(name: str, filename: str, work: str, data_root: str, teacher_di
     clips = preset['clips']
     set_clip_shape(cfg._cfg_dict, preset['frames'], clips['size'])
     loader = cfg.train_dataloader
-    loader.dataset.ann_file = osp.join(data_root, 'train_appearance.txt')
+    loader.dataset.ann_file = osp.join(data_root, 'pretrain.txt')
     loader.dataset.data_prefix = dict(video=data_root)
     if preset['batch_size']:
         loader.batch_size = preset['batch_size']
@@ -354,23 +360,30 @@ def run_calibration(work: str, data_root: str, cfg: Config, teacher_dir: str, se
 
 @torch.no_grad()
 def reconstruction_mse(stage1: dict, probe_cfg: Config, num: int, steps: Optional[int], seed: int) -> dict:
-    """Masked-patch MSE of the Stage-1 diffusion decoder on validation clips (normalised pixels), against the
-    baseline that fills every masked patch with the clip's mean visible patch."""
+    """Masked-patch MSE of the Stage-1 diffusion decoder on validation clips (normalised pixels), with the
+    deterministic DDIM sampler and with the release's ancestral DDPM sampler (the same masks), against the baseline
+    that fills every masked patch with the clip's mean visible patch."""
     cfg = Config.fromfile(stage1['config'])
     model = load_model(cfg, stage1['checkpoint'], 'cpu')
     clips = calibration.load_clips(probe_cfg, 'val')
     pick = torch.linspace(0, len(clips) - 1, min(num, len(clips))).round().long()
-    generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    out = model.reconstruct(clips[pick], num_inference_steps=steps, generator=generator)
+    out = model.reconstruct(clips[pick], num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                            sampler='ddim')
     mask = out['mask']  # (B, N) True = masked
-    target, recon = out['target'], out['reconstruction']
+    ddpm = model.reconstruct(clips[pick], num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                             mask=mask, sampler='ddpm')
+    target = out['target']
     vis = (~mask).unsqueeze(-1).float()
     mean_visible = (target * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)
     m = mask.unsqueeze(-1).float()
     denom = m.sum() * target.shape[-1]
-    return dict(mse=float(((recon - target).pow(2) * m).sum() / denom),
-                baseline_mse=float(((mean_visible - target).pow(2) * m).sum() / denom), clips=len(pick))
+
+    def masked_mse(recon: torch.Tensor) -> float:
+        return float(((recon - target).pow(2) * m).sum() / denom)
+
+    return dict(mse=masked_mse(out['reconstruction']), mse_ddpm=masked_mse(ddpm['reconstruction']),
+                baseline_mse=masked_mse(mean_visible.expand_as(target)), clips=len(pick))
 
 
 def reconstructions(work: str, data_root: str, stage1: dict, num: int, steps: Optional[int], seed: int) -> List[str]:
@@ -443,7 +456,9 @@ def make_table(probes: Dict[str, dict], classes: dict, times: dict, meta: dict) 
                      f'{pct(calib["motion"][reader]["top1"])} |')
     recon = meta['recon']
     lines += ['', f'Stage-1 diffusion decoder, masked-patch MSE on {recon["clips"]} val clips (normalised pixels): '
-              f'{recon["mse"]:.3f}; filling masked patches with the mean visible patch: {recon["baseline_mse"]:.3f}.']
+              f'{recon["mse"]:.3f} with deterministic DDIM sampling, {recon["mse_ddpm"]:.3f} with the release\'s '
+              f'ancestral DDPM sampling; filling masked patches with the mean visible patch: '
+              f'{recon["baseline_mse"]:.3f}.']
     steps = '; '.join(f'{k} {it} steps x {bs} clips, {1000 * sec / max(1, it):.0f} ms/step'
                       for k, (it, bs, sec) in meta['steps'].items())
     lines += ['', f'Attentive probes on frozen tokens; val top-1 of the last probe epoch, mean ± std over {seeds} '
@@ -523,8 +538,8 @@ def main(argv=None) -> dict:
     images = reconstructions(work, data_root, stages['stage1'], preset['recon_clips'], preset['recon_steps'],
                              args.seed)
     recon = reconstruction_mse(stages['stage1'], probe_cfg, 8 if args.smoke else 32, preset['recon_steps'], args.seed)
-    print(f'masked-patch MSE (normalised pixels) of the Stage-1 decoder: {recon["mse"]:.3f}; mean visible patch: '
-          f'{recon["baseline_mse"]:.3f} ({recon["clips"]} val clips)')
+    print(f'masked-patch MSE (normalised pixels) of the Stage-1 decoder: DDIM {recon["mse"]:.3f}, DDPM '
+          f'{recon["mse_ddpm"]:.3f}; mean visible patch: {recon["baseline_mse"]:.3f} ({recon["clips"]} val clips)')
     times['reconstruction images + MSE'] = dict(seconds=time.perf_counter() - tic)
 
     banner('6/6 results')

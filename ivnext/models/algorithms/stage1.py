@@ -148,7 +148,8 @@ class InternVideoNextStage1(BasePretrainer):
     @torch.no_grad()
     def reconstruct(self, inputs: torch.Tensor, num_inference_steps: Optional[int] = None,
                     generator: Optional[torch.Generator] = None,
-                    mask: Optional[Union[TokenMask, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+                    mask: Optional[Union[TokenMask, torch.Tensor]] = None,
+                    sampler: Optional[str] = None) -> Dict[str, torch.Tensor]:
         """Reconstruct the masked patches of clips.
 
         Args:
@@ -156,6 +157,7 @@ class InternVideoNextStage1(BasePretrainer):
             num_inference_steps: Diffusion sampling steps (default: ``self.num_inference_steps`` or the head's).
             generator: Torch generator for the sampler's noise.
             mask: Optional :class:`TokenMask` or (B, N) bool mask (True = masked); sampled by the masker otherwise.
+            sampler: The diffusion head's sampler ('ddpm' / 'ddim'; default: the head's ``sampler``).
 
         Returns:
             dict: ``mask`` (B, N), ``target`` (B, N, D) pixel patches, ``reconstruction`` (B, N, D) with visible
@@ -169,7 +171,7 @@ class InternVideoNextStage1(BasePretrainer):
         z, _ = self.masked_predictions(clips, final, mask)
         masked = mask.masked_index
         steps = num_inference_steps or self.num_inference_steps
-        decoded = self.head.sample(z, num_inference_steps=steps, generator=generator)
+        decoded = self.head.sample(z, num_inference_steps=steps, generator=generator, sampler=sampler)
         target = patchify(clips, self.backbone.patch_size, self.backbone.tubelet_size)
         recon = target.scatter(1, masked.unsqueeze(-1).expand(-1, -1, target.shape[-1]), decoded.to(target.dtype))
         return dict(mask=mask.mask, target=target, reconstruction=recon, grid=self.backbone.grid_of(clips))

@@ -67,6 +67,13 @@ class AttentiveProbeHead(BaseHead):
     before the classifier and the cross-attention's output projection; ``depth=4`` is V-JEPA 2's classifier (three
     self-attention blocks over the tokens before the cross-attention block).
 
+    ``time_slots=T`` pools each token frame on its own (the same queries attend within frame t only) and
+    concatenates the T pooled features in time order before the classifier, the attentive counterpart of a linear
+    probe on per-frame mean tokens. One pooled vector for the whole clip (``time_slots=1``, the paper's probe) is
+    a weighted average over space *and* time: it cannot tell "left in frame 1, right in frame 4" from the reverse
+    unless the encoder has already turned the change into features, so on weakly trained encoders it reads motion
+    worse than a linear probe on per-frame means (see the README's demo notes).
+
     Args:
         num_classes: Number of classes.
         in_channels: Token width C of the backbone.
@@ -79,6 +86,8 @@ class AttentiveProbeHead(BaseHead):
         fc_norm: LayerNorm on the pooled feature before the classifier.
         out_proj: Output projection of the cross-attention.
         depth: Pooler blocks: ``depth - 1`` self-attention blocks over the tokens, then the cross-attention block.
+        time_slots: Pool this many consecutive token groups (the encoder's token frames, tokens in (t, h, w) order)
+            separately and concatenate them in time order; 1 pools the whole clip at once.
         loss_cls: Loss config.
         label_smooth_eps: Label smoothing (0.1 in the paper's probes).
         average_clips: How test views are combined: 'prob', 'score' or None.
@@ -98,6 +107,7 @@ class AttentiveProbeHead(BaseHead):
                  fc_norm: bool = True,
                  out_proj: bool = True,
                  depth: int = 1,
+                 time_slots: int = 1,
                  loss_cls: Dict = dict(type='CrossEntropyLoss'),
                  label_smooth_eps: float = 0.1,
                  average_clips: Optional[str] = 'prob',
@@ -111,9 +121,12 @@ class AttentiveProbeHead(BaseHead):
             raise ValueError(f'depth must be >= 1, got {depth}')
         if in_channels % num_heads:
             raise ValueError(f'in_channels {in_channels} must be divisible by num_heads {num_heads}')
+        if time_slots < 1:
+            raise ValueError(f'time_slots must be >= 1 (token frames pooled separately), got {time_slots}')
         if num_queries < 1:
             raise ValueError(f'num_queries must be >= 1, got {num_queries}')
         self.init_std = init_std
+        self.time_slots = int(time_slots)
         self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, in_channels))
         self.num_cls_tokens = int(num_cls_tokens)
         self.blocks = nn.ModuleList([
@@ -122,9 +135,10 @@ class AttentiveProbeHead(BaseHead):
         self.pooler = CrossAttentionPoolingBlock(in_channels, num_heads, mlp_ratio)
         if not out_proj:
             self.pooler.cross_attn.proj = nn.Identity()
-        self.fc_norm = nn.LayerNorm(in_channels, eps=1e-6) if fc_norm else nn.Identity()
+        pooled_dims = in_channels * self.time_slots
+        self.fc_norm = nn.LayerNorm(pooled_dims, eps=1e-6) if fc_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
-        self.fc_cls = nn.Linear(in_channels, num_classes)
+        self.fc_cls = nn.Linear(pooled_dims, num_classes)
         self._init_parameters()
 
     def _init_parameters(self) -> None:
@@ -146,7 +160,7 @@ class AttentiveProbeHead(BaseHead):
             self._init_parameters()
 
     def pool(self, x: Union[torch.Tensor, Tuple[torch.Tensor]]) -> torch.Tensor:
-        """Attention-pooled feature (B, C) of tokens (B, L, C) or a feature map (B, C, T, H, W)."""
+        """Attention-pooled feature (B, time_slots * C) of tokens (B, L, C) or a feature map (B, C, T, H, W)."""
         tokens = as_token_sequence(x)
         if tokens.shape[-1] != self.in_channels:
             raise ValueError(f'token width {tokens.shape[-1]} != head in_channels {self.in_channels}; set '
@@ -154,8 +168,14 @@ class AttentiveProbeHead(BaseHead):
         tokens = tokens[:, self.num_cls_tokens:]
         for block in self.blocks:
             tokens = block(tokens)
+        b, length, c = tokens.shape
+        if length % self.time_slots:
+            raise ValueError(f'{length} patch tokens do not split into time_slots={self.time_slots} token frames; set '
+                             "time_slots to the encoder's token frames (num_frames / tubelet_size) or 1")
+        # (B, L, C) -> (B * S, L / S, C): each slot (token frame) is pooled on its own, then concatenated in order.
+        tokens = tokens.reshape(b * self.time_slots, length // self.time_slots, c)
         query = self.query_tokens.expand(tokens.shape[0], -1, -1).to(tokens.dtype)
-        return self.pooler(query, tokens).mean(1)
+        return self.pooler(query, tokens).mean(1).reshape(b, self.time_slots * c)
 
     def forward(self, x: Union[torch.Tensor, Tuple[torch.Tensor]], **kwargs) -> torch.Tensor:
         """Class scores (B, num_classes) from backbone tokens.

@@ -4,7 +4,7 @@ import math
 from typing import Dict, Optional, Union
 
 import torch
-from diffusers import DDPMScheduler
+from diffusers import DDIMScheduler, DDPMScheduler
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
@@ -83,6 +83,9 @@ class AdaLNMLPDenoiser(nn.Module):
         return self.output(self.final_norm(h) * (1 + scale) + shift)
 
 
+SAMPLERS = ('ddpm', 'ddim')
+
+
 @MODELS.register_module()
 class ConditionalDiffusionHead(BaseModule):
     """Diffusion decoder modelling each masked patch independently given the predictor output at its slot.
@@ -118,6 +121,9 @@ class ConditionalDiffusionHead(BaseModule):
             ``clip_denoised``). None (release) leaves it free; note that with the capped cosine schedule the first
             respaced steps amplify eps errors by 1/sqrt(alpha_t), so only a well-trained head samples well
             unclipped with few steps.
+        sampler: 'ddpm' (release): ancestral sampling with the learned variance. 'ddim': deterministic DDIM
+            (eta 0) from the predicted eps alone, the same trained network; a briefly trained head's learned
+            variance is still poor, and DDIM does not use it.
         with_cp: Recompute denoiser blocks in the backward pass (activation checkpointing).
         denoiser_precision: 'autocast' (default): the denoiser follows the surrounding autocast (bf16 matmuls
             under the bf16 recipe). 'float32': the denoiser too runs with autocast off (about 10x slower matmuls on
@@ -129,12 +135,15 @@ class ConditionalDiffusionHead(BaseModule):
     def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
                  num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
                  num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
-                 clip_sample_range: Optional[float] = None, with_cp: bool = False,
+                 clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', with_cp: bool = False,
                  denoiser_precision: str = 'autocast', init_cfg=None, grad_checkpointing: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
         with_cp = resolve_with_cp(with_cp, 'ConditionalDiffusionHead', grad_checkpointing=grad_checkpointing)
         if diffusion_batch_mul < 1:
             raise ValueError(f'diffusion_batch_mul must be >= 1, got {diffusion_batch_mul}')
+        if sampler not in SAMPLERS:
+            raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
+        self.sampler = sampler
         if denoiser_precision not in ('autocast', 'float32'):
             raise ValueError(f"denoiser_precision must be 'autocast' or 'float32', got {denoiser_precision!r}")
         self.denoiser_precision = denoiser_precision
@@ -240,9 +249,15 @@ class ConditionalDiffusionHead(BaseModule):
         """
         true_mean, true_log_var = self.posterior(x0, xt, t)
         model_mean, model_log_var = self.model_posterior(xt, t, eps, v)
-        kl = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(-1)
-        nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var).mean(-1)
-        return torch.where(t == 0, nll, kl) / math.log(2.0)
+        terms = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(-1)
+        first = (t == 0).nonzero().squeeze(-1)
+        if first.numel():
+            # The discretised-Gaussian NLL (erf / log_ndtr, the costliest maths of the step) only for the rows at
+            # t = 0 (about 1 in num_train_timesteps), not computed for every row and then discarded.
+            nll = -discretized_gaussian_log_likelihood(x0[first], model_mean[first],
+                                                       0.5 * model_log_var[first]).mean(-1)
+            terms = terms.index_put((first, ), nll)
+        return terms / math.log(2.0)
 
     def loss(self, z: torch.Tensor, target: torch.Tensor, timesteps: Optional[Union[int, torch.Tensor]] = None,
              noise: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
@@ -306,27 +321,35 @@ class ConditionalDiffusionHead(BaseModule):
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, num_inference_steps: Optional[int] = None,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Ancestral DDPM sampling of one patch per condition vector.
+               generator: Optional[torch.Generator] = None, sampler: Optional[str] = None) -> torch.Tensor:
+        """Sample one patch per condition vector (ancestral DDPM or deterministic DDIM).
 
         Args:
             z: (B, M, C_pred) conditions (any leading shape).
             num_inference_steps: Sampling steps (default ``self.num_inference_steps``), evenly spaced in [0, T-1].
             generator: Optional torch generator for reproducible noise.
+            sampler: 'ddpm' or 'ddim' (default ``self.sampler``).
 
         Returns:
             Tensor: (B, M, D) samples in the target's (normalised pixel) space.
         """
         steps = num_inference_steps or self.num_inference_steps
+        sampler = sampler or self.sampler
+        if sampler not in SAMPLERS:
+            raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
         with full_precision(z.device):
             zf, _ = self._flatten(z, None, self.in_dims, self.target_dims)
             clip = self.clip_sample_range is not None
-            scheduler = DDPMScheduler.from_config(self.scheduler.config, clip_sample=clip,
-                                                  clip_sample_range=float(self.clip_sample_range or 1.0))
+            scheduler_class = DDIMScheduler if sampler == 'ddim' else DDPMScheduler
+            scheduler = scheduler_class.from_config(self.scheduler.config, clip_sample=clip,
+                                                    clip_sample_range=float(self.clip_sample_range or 1.0))
             scheduler.set_timesteps(steps, device=zf.device)
             gen_device = generator.device if generator is not None else zf.device
             x = torch.randn((zf.shape[0], self.target_dims), generator=generator, device=gen_device).to(zf.device)
             for t in scheduler.timesteps:
                 out = self.denoise(x, t.expand(zf.shape[0]), zf)
-                x = scheduler.step(out, t, x, generator=generator).prev_sample
+                if sampler == 'ddim':  # eps half only; eta 0 adds no noise
+                    x = scheduler.step(out[:, :self.target_dims], t, x, eta=0.0).prev_sample
+                else:
+                    x = scheduler.step(out, t, x, generator=generator).prev_sample
         return x.reshape(*z.shape[:-1], self.target_dims)

@@ -54,6 +54,6 @@ class LinearPixelHead(BaseModule):
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, num_inference_steps: Optional[int] = None,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: Optional[torch.Generator] = None, sampler: Optional[str] = None) -> torch.Tensor:
         """The deterministic prediction (arguments kept for interface parity). Returns (B, M, D)."""
         return self(z)
