@@ -151,6 +151,10 @@ def test_timing_and_memory_helpers():
     x = torch.randn(128, 64)
     # x @ w saves x (32 KiB; w needs no saving as x takes no gradient) and tanh its 32 KiB output
     assert saved_activation_bytes(lambda: torch.tanh(x @ w).sum()) == 2 * 128 * 64 * 4
+    # with a trainable input, x @ w also saves the weight; excluding the model's tensors leaves only activations
+    xg = torch.randn(128, 64, requires_grad=True)
+    assert saved_activation_bytes(lambda: torch.tanh(xg @ w).sum()) == 2 * 128 * 64 * 4 + 64 * 64 * 4
+    assert saved_activation_bytes(lambda: torch.tanh(xg @ w).sum(), exclude=[w]) == 2 * 128 * 64 * 4
 
 
 class _Student(nn.Module):

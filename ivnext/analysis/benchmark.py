@@ -3,7 +3,7 @@ import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
 
@@ -108,19 +108,28 @@ def peak_memory_bytes(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux reports KiB
 
 
-def saved_activation_bytes(fn: Callable[[], object]) -> int:
+def saved_activation_bytes(fn: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
     """Bytes of distinct tensors autograd saves for backward while running ``fn``.
 
     A device-independent measure of training activation memory that, unlike a process-wide peak, can be
-    taken for several models in one process. Parameters saved for backward are included; each storage is
-    counted once.
+    taken for several models in one process. Each storage is counted once; tensors sharing a storage with one of
+    ``exclude`` (pass the model's parameters and buffers: they are model states, booked separately and fixed in
+    size) are left out, so what remains grows with the batch.
     """
     seen: Dict[tuple, int] = {}
+    skip = set()
+    for tensor in exclude:
+        try:
+            skip.add((tensor.device.type, tensor.untyped_storage().data_ptr()))
+        except (RuntimeError, NotImplementedError):
+            pass
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         try:
             storage = tensor.untyped_storage()
             key = (tensor.device.type, storage.data_ptr())
+            if key in skip:
+                return tensor
             seen[key] = max(seen.get(key, 0), storage.nbytes())
         except (RuntimeError, NotImplementedError):  # tensors without storage (e.g. functorch wrappers)
             key = ('id', id(tensor))

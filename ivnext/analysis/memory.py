@@ -86,7 +86,9 @@ def estimate_config_memory(config: str, batch_size: Optional[int] = None, measur
         with autocast(device, amp):
             return work.loss_fn()
 
-    per_clip = saved_activation_bytes(training_forward) / measure_batch
+    # Parameters and buffers saved for backward are model states (booked above), not activations.
+    model_tensors = list(model.parameters()) + list(model.buffers())
+    per_clip = saved_activation_bytes(training_forward, exclude=model_tensors) / measure_batch
     result = estimate(states, per_clip, batch, gpus)
     calibration = calibrate * GIB / result['ddp'] if calibrate else None
     return dict(config=config, num_frames=num_frames, img_size=img_size, batch_size=batch, amp=amp,
