@@ -249,15 +249,20 @@ class ConditionalDiffusionHead(BaseModule):
         """
         true_mean, true_log_var = self.posterior(x0, xt, t)
         model_mean, model_log_var = self.model_posterior(xt, t, eps, v)
-        terms = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(-1)
+        kl = normal_kl(true_mean, true_log_var, model_mean, model_log_var).mean(-1)
+        if x0.device.type != 'cpu':
+            # On an accelerator: the NLL of every row, then a select (gathering the t = 0 rows would read their
+            # count back to the host and stall the step).
+            nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var).mean(-1)
+            return torch.where(t == 0, nll, kl) / math.log(2.0)
+        # On the CPU, where reading the count costs nothing: the discretised-Gaussian NLL (erf / log_ndtr, the
+        # costliest maths of a CPU step) only for the rows at t = 0, about 1 in num_train_timesteps.
         first = (t == 0).nonzero().squeeze(-1)
         if first.numel():
-            # The discretised-Gaussian NLL (erf / log_ndtr, the costliest maths of the step) only for the rows at
-            # t = 0 (about 1 in num_train_timesteps), not computed for every row and then discarded.
             nll = -discretized_gaussian_log_likelihood(x0[first], model_mean[first],
                                                        0.5 * model_log_var[first]).mean(-1)
-            terms = terms.index_put((first, ), nll)
-        return terms / math.log(2.0)
+            kl = kl.index_put((first, ), nll)
+        return kl / math.log(2.0)
 
     def loss(self, z: torch.Tensor, target: torch.Tensor, timesteps: Optional[Union[int, torch.Tensor]] = None,
              noise: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
