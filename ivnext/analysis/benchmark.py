@@ -121,8 +121,8 @@ def saved_activation_bytes(fn: Callable[[], object], exclude: Iterable[torch.Ten
     for tensor in exclude:
         try:
             skip.add((tensor.device.type, tensor.untyped_storage().data_ptr()))
-        except (RuntimeError, NotImplementedError):
-            pass
+        except (RuntimeError, NotImplementedError):  # no storage to match (as in ``pack``): it cannot be excluded
+            continue
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         try:
