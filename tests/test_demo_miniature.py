@@ -71,6 +71,20 @@ def test_cached_teacher_returns_the_wrapped_outputs_and_reuses_them():
     assert cached.return_layers == [1, 2] and first['grid'] == direct['grid']
 
 
+def test_cached_teacher_serves_float16_storage_under_bf16_autocast():
+    # bf16 autocast is the paper's training precision; the cache stores float16, which CPU autocast's stack rejects.
+    torch.manual_seed(0)
+    cached = CachedTeacher(dict(type='DINOv2Teacher', model_config=DINO, image_size=16, return_layers=[1, 2]))
+    x = torch.randn(2, 3, 2, 16, 16)
+    plain = cached(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        served = cached(x)
+    assert cached.hits == 2
+    for a, b in zip(served['hidden_states'], plain['hidden_states']):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b)
+
+
 def test_logistic_regression_reads_separable_features_not_noise():
     g = torch.Generator().manual_seed(0)
     y = torch.arange(90) % 3

@@ -187,6 +187,37 @@ def test_registry_and_shape_errors():
         head.loss(torch.randn(2, 3, Z + 1), torch.randn(2, 3, D))
 
 
+def test_loss_token_fraction_trains_on_a_random_subset_of_rows():
+    torch.manual_seed(0)
+    head = tiny_head(loss_token_fraction=0.25)
+    z = torch.randn(2, 8, Z, requires_grad=True)
+    head.loss(z, torch.randn(2, 8, D), noise=torch.randn(4, D))  # noise for round(16 * 0.25) rows
+    # The zero-initialised output layer passes no gradient back yet; perturb it and check which rows get one.
+    torch.manual_seed(1)
+    for p in head.net.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    z.grad = None
+    head.loss(z, torch.randn(2, 8, D))['loss_diffusion'].backward()
+    rows_with_grad = (z.grad.abs().sum(-1) > 0).sum()
+    assert rows_with_grad == 4
+    first = set((z.grad.abs().sum(-1) > 0).flatten().nonzero().flatten().tolist())
+    z.grad = None
+    head.loss(z, torch.randn(2, 8, D))['loss_diffusion'].backward()
+    second = set((z.grad.abs().sum(-1) > 0).flatten().nonzero().flatten().tolist())
+    assert len(second) == 4 and first != second  # a new subset every call
+    with pytest.raises(ValueError, match='noise must be'):
+        head.loss(z, torch.randn(2, 8, D), noise=torch.randn(16, D))
+    with pytest.raises(ValueError, match='loss_token_fraction'):
+        tiny_head(loss_token_fraction=0.0)
+
+
+def test_width_below_target_dims_is_refused():
+    # The noise prediction is a linear map of the width-dim hidden state: narrower than the target, it cannot span it.
+    with pytest.raises(ValueError, match=r'width \(11\) must be >= target_dims \(12\)'):
+        ConditionalDiffusionHead(in_dims=Z, target_dims=D, width=D - 1, depth=1)
+    ConditionalDiffusionHead(in_dims=Z, target_dims=D, width=D, depth=1)
+
+
 @pytest.mark.parametrize('precision, matmul_dtype', [('autocast', torch.bfloat16), ('float32', torch.float32)])
 def test_denoiser_precision_under_bf16_autocast(precision, matmul_dtype):
     """The denoiser's matmuls follow the bf16 autocast by default; the diffusion maths and the loss stay fp32."""

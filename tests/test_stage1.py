@@ -24,7 +24,7 @@ def stage1_cfg(head='diffusion', teacher=True, masker='SemanticAwareMasker', mas
                                std=[58.395, 57.12, 57.375], format_shape='NCTHW'),
     )
     if head == 'diffusion':
-        cfg['head'] = dict(type='ConditionalDiffusionHead', in_dims=48, target_dims=3 * PATCH * PATCH, width=96,
+        cfg['head'] = dict(type='ConditionalDiffusionHead', in_dims=48, target_dims=3 * PATCH * PATCH, width=640,
                            depth=2, num_inference_steps=20)
     elif head == 'linear':
         cfg['head'] = dict(type='LinearPixelHead', in_dims=48, target_dims=3 * PATCH * PATCH)

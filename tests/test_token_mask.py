@@ -187,7 +187,7 @@ def stage1_cfg():
         masker=dict(type='SemanticAwareMasker', mask_ratio=0.75),
         neck=dict(type='TransformerPredictor', in_dims=32, embed_dims=24, depth=1, num_heads=2, grid_size=STEP_GRID,
                   use_flash_attn=False),
-        head=dict(type='ConditionalDiffusionHead', in_dims=24, target_dims=3 * PATCH * PATCH, width=32, depth=1),
+        head=dict(type='ConditionalDiffusionHead', in_dims=24, target_dims=3 * PATCH * PATCH, width=640, depth=1),
         teacher=dict(type='DINOv2Teacher', image_size=SIZE, num_return_layers=2,
                      model_config=dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
                                        intermediate_size=32, patch_size=PATCH, image_size=SIZE)),

@@ -537,7 +537,7 @@ def main(argv=None) -> dict:
     tic = time.perf_counter()
     images = reconstructions(work, data_root, stages['stage1'], preset['recon_clips'], preset['recon_steps'],
                              args.seed)
-    recon = reconstruction_mse(stages['stage1'], probe_cfg, 8 if args.smoke else 32, preset['recon_steps'], args.seed)
+    recon = reconstruction_mse(stages['stage1'], probe_cfg, 8 if args.smoke else 16, preset['recon_steps'], args.seed)
     print(f'masked-patch MSE (normalised pixels) of the Stage-1 decoder: DDIM {recon["mse"]:.3f}, DDPM '
           f'{recon["mse_ddpm"]:.3f}; mean visible patch: {recon["baseline_mse"]:.3f} ({recon["clips"]} val clips)')
     times['reconstruction images + MSE'] = dict(seconds=time.perf_counter() - tic)

@@ -42,8 +42,8 @@ model = dict(
         type='ConditionalDiffusionHead',
         in_dims=predictor_dims,
         target_dims=3 * patch_size * patch_size,
-        width=96,
-        depth=2,
+        width=640,  # >= target_dims (588): the noise prediction is a linear map of the hidden state
+        depth=1,
         num_inference_steps=10),
     align_head=dict(type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=2,
                     with_pos_embed=True),

@@ -109,7 +109,8 @@ class ConditionalDiffusionHead(BaseModule):
     Args:
         in_dims: Width of the condition z (predictor width C_pred).
         target_dims: Width D of a target patch (3 * 14 * 14 = 588).
-        width: Denoiser width.
+        width: Denoiser width; at least ``target_dims``, since the noise prediction is a linear map of the hidden
+            state (released models: 1536 for 588).
         depth: Denoiser residual blocks.
         num_train_timesteps: Diffusion steps T.
         beta_schedule: diffusers beta schedule (``squaredcos_cap_v2`` = IDDPM cosine).
@@ -124,6 +125,9 @@ class ConditionalDiffusionHead(BaseModule):
         sampler: 'ddpm' (release): ancestral sampling with the learned variance. 'ddim': deterministic DDIM
             (eta 0) from the predicted eps alone, the same trained network; a briefly trained head's learned
             variance is still poor, and DDIM does not use it.
+        loss_token_fraction: Fraction of the masked patches the loss trains on, a new random subset of the batch's
+            rows every call (before ``diffusion_batch_mul``). 1.0 (release): all of them. Below 1 it trades
+            decoder samples per step for step time, where the decoder's matrix products dominate a step (a CPU).
         with_cp: Recompute denoiser blocks in the backward pass (activation checkpointing).
         denoiser_precision: 'autocast' (default): the denoiser follows the surrounding autocast (bf16 matmuls
             under the bf16 recipe). 'float32': the denoiser too runs with autocast off (about 10x slower matmuls on
@@ -135,15 +139,28 @@ class ConditionalDiffusionHead(BaseModule):
     def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
                  num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
                  num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
-                 clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', with_cp: bool = False,
+                 clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', loss_token_fraction: float = 1.0,
+                 with_cp: bool = False,
                  denoiser_precision: str = 'autocast', init_cfg=None, grad_checkpointing: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
         with_cp = resolve_with_cp(with_cp, 'ConditionalDiffusionHead', grad_checkpointing=grad_checkpointing)
         if diffusion_batch_mul < 1:
             raise ValueError(f'diffusion_batch_mul must be >= 1, got {diffusion_batch_mul}')
+        if width < target_dims:
+            # The predicted noise is a linear map of a width-dim hidden state: with width < target_dims it can never
+            # hold the other target_dims - width directions of the noise, which sampling then never removes.
+            raise ValueError(
+                f'ConditionalDiffusionHead width ({width}) must be >= target_dims ({target_dims}): the denoiser '
+                f'predicts the noise of each {target_dims}-dim patch through a {width}-wide layer, so at least '
+                f'{target_dims - width} noise directions can never be predicted (the noise loss stays above '
+                f'{(target_dims - width) / target_dims:.2f} and samples stay noise). Raise width to {target_dims} '
+                'or more (released models: 1536 for 588).')
         if sampler not in SAMPLERS:
             raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
         self.sampler = sampler
+        if not 0.0 < loss_token_fraction <= 1.0:
+            raise ValueError(f'loss_token_fraction must be in (0, 1], got {loss_token_fraction}')
+        self.loss_token_fraction = float(loss_token_fraction)
         if denoiser_precision not in ('autocast', 'float32'):
             raise ValueError(f"denoiser_precision must be 'autocast' or 'float32', got {denoiser_precision!r}")
         self.denoiser_precision = denoiser_precision
@@ -272,9 +289,9 @@ class ConditionalDiffusionHead(BaseModule):
         Args:
             z: (B, M, C_pred) predictor outputs at the masked tokens (any leading shape).
             target: (B, M, D) normalised pixel patches of the same tokens.
-            timesteps: Optional fixed timesteps: an int, or a (B*M*diffusion_batch_mul,) long tensor; random
-                uniform in [0, T) by default.
-            noise: Optional (B*M*diffusion_batch_mul, D) noise; standard normal by default.
+            timesteps: Optional fixed timesteps: an int, or a (R*diffusion_batch_mul,) long tensor, R = B*M rows
+                (``round(B*M*loss_token_fraction)`` when below 1); random uniform in [0, T) by default.
+            noise: Optional (R*diffusion_batch_mul, D) noise; standard normal by default.
 
         Returns:
             dict: ``loss_diffusion`` (scalar, weighted, to optimise), and detached ``diffusion_mse`` /
@@ -282,6 +299,11 @@ class ConditionalDiffusionHead(BaseModule):
         """
         with full_precision(z.device):
             z, x0 = self._flatten(z, target, self.in_dims, self.target_dims)
+            rows = x0.shape[0]
+            keep = max(1, round(rows * self.loss_token_fraction))
+            if keep < rows:  # the count comes from shapes: no host read
+                pick = torch.randperm(rows, device=x0.device)[:keep]
+                z, x0 = z[pick], x0[pick]
             k = self.diffusion_batch_mul
             if k > 1:
                 z, x0 = z.repeat(k, 1), x0.repeat(k, 1)

@@ -70,6 +70,13 @@ class CachedTeacher(nn.Module):
             items.append(self._cache[k])
         device = clip.device
         num_layers = len(items[0]['hidden_states'])
+        # Assembling the batch is storage, not compute: outside autocast, whose CPU policy for ``stack`` rejects
+        # the float16 storage dtype under bf16 autocast (the paper's precision).
+        with torch.autocast(device_type=device.type, enabled=False):
+            return self._assemble(items, num_layers, device)
+
+    @staticmethod
+    def _assemble(items: List[Dict], num_layers: int, device: torch.device) -> Dict:
         return dict(
             hidden_states=[torch.stack([it['hidden_states'][i] for it in items]).float().to(device)
                            for i in range(num_layers)],
