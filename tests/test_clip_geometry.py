@@ -86,7 +86,7 @@ def test_real_stage1_config_derives_its_grids_and_teacher_size():
     cfg.neck.update(in_dims=tiny_dims, num_layers=1, pretrained=None,
                     model_config=dict(hidden_size=16, intermediate_size=32, num_attention_heads=2,
                                       num_hidden_layers=1))
-    cfg.head.update(in_dims=16, width=16, depth=1)
+    cfg.head.update(in_dims=16, width=588, depth=1)  # at least the 588 values of a patch
     cfg.align_head.update(in_dims=tiny_dims, target_dims=16, num_layers=2)
     cfg.pooled_align_head.update(in_dims=16, target_dims=16)
     model = MODELS.build(cfg)
@@ -204,11 +204,11 @@ def test_pixel_head_width_follows_the_patch():
     cfg = model_cfg(STAGE1_TINY)
     cfg.head.pop('target_dims')
     assert MODELS.build(copy.deepcopy(cfg)).head.target_dims == 3 * 14 * 14
-    cfg.backbone.patch_size = 28  # a 2x2 grid at 56 px
+    cfg.backbone.patch_size = 7  # an 8x8 grid at 56 px
     model = MODELS.build(copy.deepcopy(cfg))
-    assert model.head.target_dims == 3 * 28 * 28 and model.neck.grid_size == (4, 2, 2)
+    assert model.head.target_dims == 3 * 7 * 7 and model.neck.grid_size == (4, 8, 8)
     cfg.head.target_dims = 588
     with pytest.raises(ClipGeometryError) as err:
         MODELS.build(cfg)
-    assert str(err.value) == ('model.head.target_dims=588 disagrees with model.backbone patch_size=28 with 3 channels '
-                              '-> 2352 values per patch; drop head.target_dims or fix it')
+    assert str(err.value) == ('model.head.target_dims=588 disagrees with model.backbone patch_size=7 with 3 channels '
+                              '-> 147 values per patch; drop head.target_dims or fix it')
