@@ -71,7 +71,7 @@ model = dict(
         diffusion_batch_mul=1,
         # The loss trains the decoder on a random quarter of the batch's masked patches each step (release: all).
         # On the demo's CPU the decoder's matrix products are most of a Stage-1 step; this keeps the demo within
-        # its time budget with a decoder wide enough to learn (width below), and the encoder's alignment losses
+        # its time budget with a decoder wide enough to learn (width above), and the encoder's alignment losses
         # still see every token.
         loss_token_fraction=0.25,
         num_inference_steps=50,
