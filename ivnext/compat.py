@@ -59,16 +59,17 @@ Fixes applied where needed (nothing at import):
   module-level ``MODERNBERT_ATTENTION_FUNCTION`` table by ``config._attn_implementation``; it does not go through
   the public ``AttentionInterface`` registry, and the config's public ``attn_implementation`` only accepts
   transformers' own names. The function is added to that table under an ``ivnext_`` name (never replacing an
-  entry) and the config of the predictor's own layers names it. *Safe:* only configs that name the new entry use
-  it; transformers' entries are untouched. *Remove when* the pinned transformers' ModernBERT dispatches through
-  ``AttentionInterface`` (then register there and pass ``attn_implementation``).
+  entry) and the config of the predictor's own layers names it. transformers 5 dispatches through
+  ``AttentionInterface``: there the function is registered under the same kind of name. *Safe:* only configs
+  that name the new entry use it; transformers' entries are untouched. *Remove the 4.x branch when* the pinned
+  transformers is 5.x.
 """
 import importlib
 import importlib.util
 import os.path as osp
 import sys
 import types
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional, Set, Tuple
 
 import torch
 
@@ -171,15 +172,51 @@ def patch_mmaction_missing_drn() -> None:
     sys.modules[module.__name__] = module
 
 
+def find_pruneable_heads_and_indices(heads: Iterable[int], n_heads: int, head_size: int,
+                                     already_pruned_heads: Set[int]) -> Tuple[Set[int], torch.Tensor]:
+    """Heads still to prune and the kept rows of an attention projection (transformers 4.x semantics).
+
+    transformers 5 removed this helper, which mmaction2 1.2.0's vendored BERT imports (and calls only when a
+    user prunes heads). Same contract as transformers 4.57's ``pytorch_utils.find_pruneable_heads_and_indices``.
+
+    Args:
+        heads: Indices of the heads to prune, in the unpruned numbering.
+        n_heads: Heads the layer has now.
+        head_size: Channels per head.
+        already_pruned_heads: Heads pruned before, in the unpruned numbering.
+
+    Returns:
+        tuple: The heads to prune (set) and the indices (LongTensor, ``n_heads * head_size - pruned``) of the
+        projection rows to keep.
+    """
+    heads = set(heads) - set(already_pruned_heads)
+    # A head's current position: its unpruned index less the pruned heads before it.
+    shifted = [head - sum(1 for done in already_pruned_heads if done < head) for head in heads]
+    keep = torch.ones(n_heads, dtype=torch.bool)
+    keep[shifted] = False
+    index = torch.arange(n_heads * head_size).view(n_heads, head_size)[keep].flatten().long()
+    return heads, index
+
+
 def patch_transformers_reexports() -> None:
-    """Re-export helpers mmaction2 expects in ``transformers.modeling_utils`` (when transformers is installed)."""
+    """Give ``transformers.modeling_utils`` the helpers mmaction2's vendored BERT imports from it.
+
+    transformers >= 4.5x keep ``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices`` and
+    ``prune_linear_layer`` only in ``transformers.pytorch_utils``; transformers 5 removed
+    ``find_pruneable_heads_and_indices`` altogether, and it is then defined here
+    (:func:`find_pruneable_heads_and_indices`). Names already present are kept.
+    """
     if importlib.util.find_spec('transformers') is None:
         return
     import transformers.modeling_utils as modeling_utils
     import transformers.pytorch_utils as pytorch_utils
+    fallbacks = dict(find_pruneable_heads_and_indices=find_pruneable_heads_and_indices)
     for name in ('apply_chunking_to_forward', 'find_pruneable_heads_and_indices', 'prune_linear_layer'):
-        if not hasattr(modeling_utils, name) and hasattr(pytorch_utils, name):
-            setattr(modeling_utils, name, getattr(pytorch_utils, name))
+        if hasattr(modeling_utils, name):
+            continue
+        function = getattr(pytorch_utils, name, fallbacks.get(name))
+        if function is not None:
+            setattr(modeling_utils, name, function)
 
 
 class _DeferredModule(types.ModuleType):
@@ -250,29 +287,48 @@ def enable_non_blocking_copies(preprocessor: Any) -> bool:
 MODERNBERT_ATTENTION_PREFIX = 'ivnext_'
 
 
+def modernbert_attention_table() -> Optional[dict]:
+    """transformers 4.x ModernBERT's private attention table, or None where ModernBERT uses ``AttentionInterface``.
+
+    transformers 4.57 picks ModernBERT's attention function from the module-level ``MODERNBERT_ATTENTION_FUNCTION``
+    (functions taking packed ``qkv`` and applying the rotary embedding themselves); transformers 5 dispatches
+    through the public ``AttentionInterface`` registry (functions taking rotated ``query`` / ``key`` / ``value``).
+    """
+    from transformers.models.modernbert import modeling_modernbert
+    return getattr(modeling_modernbert, 'MODERNBERT_ATTENTION_FUNCTION', None)
+
+
 def use_modernbert_attention(config: Any, name: str, function: Optional[Callable] = None) -> None:
     """Make ModernBERT layers built on ``config`` attend with ``name``.
 
+    On transformers 4.x the function goes into ModernBERT's private table (:func:`modernbert_attention_table`), on
+    transformers 5 into the public ``AttentionInterface``; either way an existing entry is never replaced.
+
     Args:
         config: The ``ModernBertConfig`` the layers share (read at every forward).
-        name: One of transformers' ModernBERT attention names (e.g. ``'sdpa'``) or, with ``function``, a new
-            name starting with ``'ivnext_'``.
-        function: An attention function with the signature of transformers' ModernBERT ``sdpa_attention_forward``,
-            added to ModernBERT's table under ``name``.
+        name: One of transformers' attention names (e.g. ``'sdpa'``) or, with ``function``, a new name starting
+            with ``'ivnext_'``.
+        function: An attention function with the signature the installed transformers' ModernBERT calls
+            (4.x: ``sdpa_attention_forward(module, qkv, ...)``; 5: ``fn(module, query, key, value, mask, ...)``).
 
     Raises:
         ValueError: ``function`` under a name without the ``ivnext_`` prefix, a name taken by another function,
             or an unknown name without ``function``.
     """
-    from transformers.models.modernbert import modeling_modernbert
-    table = modeling_modernbert.MODERNBERT_ATTENTION_FUNCTION
+    table = modernbert_attention_table()
+    if table is None:
+        from transformers import AttentionInterface
+        table = dict(AttentionInterface._global_mapping)
+        register = AttentionInterface.register
+    else:
+        register = table.__setitem__
     if function is not None:
         if not name.startswith(MODERNBERT_ATTENTION_PREFIX):
             raise ValueError(f'ModernBERT attention functions added by ivnext are named '
                              f'{MODERNBERT_ATTENTION_PREFIX}*, got {name!r}')
         if table.get(name, function) is not function:
             raise ValueError(f'ModernBERT attention {name!r} is already registered to another function')
-        table[name] = function
+        register(name, function)
     elif name not in table:
         raise ValueError(f'unknown ModernBERT attention {name!r}; known: {sorted(table)}')
     config._attn_implementation = name

@@ -38,6 +38,26 @@ def test_transformers_reexports_keep_present_names_and_skip_without_transformers
     assert not hasattr(modeling_utils, 'apply_chunking_to_forward')
 
 
+def test_pruneable_heads_fallback_follows_transformers_4_semantics(monkeypatch):
+    """transformers 5 removed the helper mmaction2's BERT imports; the fallback keeps 4.x's contract."""
+    import transformers.modeling_utils as modeling_utils
+    import transformers.pytorch_utils as pytorch_utils
+    heads, index = compat.find_pruneable_heads_and_indices([1, 3], n_heads=4, head_size=2, already_pruned_heads={0})
+    # head 0 was pruned before: heads 1 and 3 sit at rows 0 and 2 of the 4 left; rows 1 and 3 stay
+    assert heads == {1, 3} and index.dtype == torch.long and index.tolist() == [2, 3, 6, 7]
+    heads, index = compat.find_pruneable_heads_and_indices([0, 0], 3, 2, set())
+    assert heads == {0} and index.tolist() == [2, 3, 4, 5]
+    reference = getattr(pytorch_utils, 'find_pruneable_heads_and_indices', None)
+    if reference is not None:  # transformers 4.x: same results as its own
+        for args in (([1, 3], 4, 2, {0}), ([2], 5, 3, {0, 4}), ([], 2, 2, set())):
+            ours, theirs = compat.find_pruneable_heads_and_indices(*args), reference(*args)
+            assert ours[0] == theirs[0] and torch.equal(ours[1], theirs[1])
+    monkeypatch.delattr(modeling_utils, 'find_pruneable_heads_and_indices', raising=False)
+    monkeypatch.delattr(pytorch_utils, 'find_pruneable_heads_and_indices', raising=False)
+    compat.patch_transformers_reexports()  # transformers 5: defined from the fallback
+    assert modeling_utils.find_pruneable_heads_and_indices is compat.find_pruneable_heads_and_indices
+
+
 def test_non_blocking_copies_only_on_mmengine_preprocessors():
     pre = ActionDataPreprocessor(format_shape='NCTHW')
     assert pre._non_blocking is False  # mmaction2 1.2.0 cannot set it from the config
@@ -47,8 +67,13 @@ def test_non_blocking_copies_only_on_mmengine_preprocessors():
 
 
 def test_modernbert_attention_adds_entries_under_its_prefix_and_never_replaces_one(monkeypatch):
-    table = dict(modeling_modernbert.MODERNBERT_ATTENTION_FUNCTION)
-    monkeypatch.setattr(modeling_modernbert, 'MODERNBERT_ATTENTION_FUNCTION', table)
+    if hasattr(modeling_modernbert, 'MODERNBERT_ATTENTION_FUNCTION'):  # transformers 4.x: ModernBERT's own table
+        table = dict(modeling_modernbert.MODERNBERT_ATTENTION_FUNCTION)
+        monkeypatch.setattr(modeling_modernbert, 'MODERNBERT_ATTENTION_FUNCTION', table)
+    else:  # transformers 5: the public AttentionInterface
+        from transformers import AttentionInterface
+        table = dict(AttentionInterface._global_mapping)
+        monkeypatch.setattr(AttentionInterface, '_global_mapping', table)
     config = ModernBertConfig(num_hidden_layers=1, hidden_size=8, intermediate_size=8, num_attention_heads=2)
     sdpa = table['sdpa']
 

@@ -1,6 +1,5 @@
 """Stage-1 predictor built from the last layers of ModernBERT (transformers)."""
 import os.path as osp
-from types import SimpleNamespace
 from typing import Optional, Sequence, Tuple
 
 import torch
@@ -8,7 +7,7 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from torch import nn
 
-from ...compat import use_modernbert_attention
+from ...compat import modernbert_attention_table, use_modernbert_attention
 from ..layers import resolve_with_cp, run_blocks
 from ..layers.banded_attention import banded_attention
 from .base_predictor import BasePredictor
@@ -48,6 +47,10 @@ class ModernBertPredictor(BasePredictor):
     keeps its original ``layer_id`` and thus its global/local role and rope theta. Attention runs on PyTorch
     SDPA; the local layers attend only inside their window (``local_attention_impl='banded'``).
 
+    Both transformers 4.x (each layer's attention computes its rotary embedding) and 5.x (the model computes it
+    once per layer type, held here as ``rotary_emb``, a buffer-only module) run the same maths; the weights and
+    their names are the same.
+
     Weights: ``pretrained='path/to/ModernBERT-large'`` (a local Hugging Face folder, never downloaded) keeps
     the last ``num_layers`` layers of the text model (paper default); otherwise ``model_config`` (overrides
     of the ModernBERT-Large config) builds them with ModernBERT's random initialisation (the no-text-init
@@ -81,9 +84,9 @@ class ModernBertPredictor(BasePredictor):
         if local_attention_impl not in ('banded', 'dense'):
             raise ValueError(f"local_attention_impl must be 'banded' or 'dense', got {local_attention_impl!r}")
         if pretrained is not None:
-            layers, norm, config = self._load_pretrained(pretrained, num_layers)
+            layers, norm, rotary, config = self._load_pretrained(pretrained, num_layers)
         else:
-            layers, norm, config = self._build_random(model_config or {}, num_layers)
+            layers, norm, rotary, config = self._build_random(model_config or {}, num_layers)
         super().__init__(in_dims, config.hidden_size, num_cls_tokens, grid_size, init_cfg=init_cfg)
         self.config = config
         self.num_layers = num_layers
@@ -91,8 +94,11 @@ class ModernBertPredictor(BasePredictor):
         self.norm = norm if final_norm else nn.Identity()
         self.with_cp = with_cp
         self.local_attention_impl = local_attention_impl
+        # transformers 5: the rotary embedding lives at model level (non-persistent buffers only).
+        self.rotary_emb = None if modernbert_attention_table() is not None else rotary
         if local_attention_impl == 'banded':  # the kept layers share this config
-            use_modernbert_attention(config, BANDED_ATTENTION, _banded_sdpa_attention)
+            function = _banded_sdpa_attention if self.rotary_emb is None else _banded_attention
+            use_modernbert_attention(config, BANDED_ATTENTION, function)
 
     @staticmethod
     def _check_num_layers(num_layers: int, total: int) -> None:
@@ -123,7 +129,7 @@ class ModernBertPredictor(BasePredictor):
         cls._check_num_layers(num_layers, config.num_hidden_layers)
         cls._prepare_config(config)
         layers = nn.ModuleList(list(model.layers)[-num_layers:])
-        return layers, model.final_norm, config
+        return layers, model.final_norm, getattr(model, 'rotary_emb', None), config
 
     @classmethod
     def _build_random(cls, overrides: dict, num_layers: int):
@@ -137,11 +143,16 @@ class ModernBertPredictor(BasePredictor):
         layers = nn.ModuleList([ModernBertEncoderLayer(config, layer_id) for layer_id in range(total - num_layers,
                                                                                                total)])
         norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
-        # ModernBERT's own initialisation (truncated normal, depth-scaled output projections).
-        holder = SimpleNamespace(config=config)
+        rotary = None
+        if modernbert_attention_table() is None:  # transformers 5
+            from transformers.models.modernbert.modeling_modernbert import ModernBertRotaryEmbedding
+            rotary = ModernBertRotaryEmbedding(config)
+        # ModernBERT's own initialisation (truncated normal, depth-scaled output projections), run by a
+        # parameter-free ModernBertPreTrainedModel on the kept modules.
+        initializer = ModernBertPreTrainedModel(config)
         for module in list(layers.modules()) + [norm]:
-            ModernBertPreTrainedModel._init_weights(holder, module)
-        return layers, norm, config
+            initializer._init_weights(module)
+        return layers, norm, rotary, config
 
     def attention_masks(self, length: int, device: torch.device):
         """Rotary positions and the local-attention window for a sequence of ``length`` tokens.
@@ -159,15 +170,24 @@ class ModernBertPredictor(BasePredictor):
     def forward_layers(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x (B, L, C_pred). Returns (B, L, C_pred)."""
         position_ids, window = self.attention_masks(x.shape[1], x.device)
+        if self.rotary_emb is None:  # transformers 4.x: a layer takes positions and returns a tuple
+            def hidden_states(layer: nn.Module):
+                return lambda h: layer(h, attention_mask=None, sliding_window_mask=window,
+                                       position_ids=position_ids)[0]
+        else:  # transformers 5: (cos, sin) and the mask per layer type; a layer returns the hidden states
+            types = {layer.attention_type for layer in self.layers}
+            rotary = {kind: self.rotary_emb(x, position_ids, kind) for kind in types}
+            masks = dict(full_attention=None, sliding_attention=window)
 
-        def hidden_states(layer: nn.Module):  # a ModernBERT layer returns a tuple; the blocks carry (B, L, C) only
-            return lambda h: layer(h, attention_mask=None, sliding_window_mask=window, position_ids=position_ids)[0]
+            def hidden_states(layer: nn.Module):
+                return lambda h: layer(h, attention_mask=masks[layer.attention_type],
+                                       position_embeddings=rotary[layer.attention_type])
 
         x = run_blocks([hidden_states(layer) for layer in self.layers], x, with_cp=self.with_cp and self.training)
         return self.norm(x)
 
 
-# ModernBERT's attention table has no public registry (transformers 4.57); see ivnext.compat.use_modernbert_attention.
+# The name of the banded attention in ModernBERT's attention registry (ivnext.compat.use_modernbert_attention).
 BANDED_ATTENTION = 'ivnext_banded_sdpa'
 
 
@@ -196,3 +216,25 @@ def _banded_sdpa_attention(module: nn.Module, qkv: torch.Tensor, attention_mask:
     else:
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
     return (out.transpose(1, 2).reshape(bs, -1, dim), )
+
+
+def _banded_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: Optional[torch.Tensor], dropout: float = 0.0, scaling: Optional[float] = None,
+                      sliding_window: Optional[int] = None, **kwargs) -> Tuple[torch.Tensor, None]:
+    """The transformers 5 counterpart of :func:`_banded_sdpa_attention` (an ``AttentionInterface`` function).
+
+    transformers 5's ModernBERT applies the rotary embedding before the call and gives local layers
+    ``sliding_window = local_attention // 2 + 1`` (flash-attn's exclusive bound), so the half window is one less.
+
+    Args:
+        query, key, value: (B, H, L, D), rotary embedding applied.
+
+    Returns:
+        tuple: (B, L, H, D) attention output and None (no attention weights).
+    """
+    if sliding_window is not None:
+        out = banded_attention(query, key, value, int(sliding_window) - 1, dropout_p=dropout)
+    else:
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout,
+                                             scale=scaling)
+    return out.transpose(1, 2), None
