@@ -35,10 +35,10 @@ def read_labels(ann_file: Path):
 
 def test_features_and_labels_match_the_backbone(tool, setup, video_clips, tmp_path):
     config, ckpt, model = setup
-    tool.main([str(config), str(ckpt), '--out', str(tmp_path / 'tokens.pt'), '--mode', 'tokens', '--batch-size',
+    tool.run([str(config), str(ckpt), '--out', str(tmp_path / 'tokens.pt'), '--mode', 'tokens', '--batch-size',
                '3', '--num-workers', '0'])
-    tool.main([str(config), str(ckpt), '--out', str(tmp_path / 'avg.npz'), '--mode', 'avg', '--average-views'])
-    tool.main([str(config), str(ckpt), '--out', str(tmp_path / 'pooled.npy'), '--mode', 'pooled'])
+    tool.run([str(config), str(ckpt), '--out', str(tmp_path / 'avg.npz'), '--mode', 'avg', '--average-views'])
+    tool.run([str(config), str(ckpt), '--out', str(tmp_path / 'pooled.npy'), '--mode', 'pooled'])
 
     labels = read_labels(video_clips.val_ann_file)
     n = len(labels)
@@ -68,11 +68,11 @@ def test_features_and_labels_match_the_backbone(tool, setup, video_clips, tmp_pa
 
 def test_weights_really_come_from_the_checkpoint(tool, setup, tmp_path):
     config, ckpt, _ = setup
-    tool.main([str(config), str(ckpt), '--out', str(tmp_path / 'a.npy'), '--mode', 'avg'])
+    tool.run([str(config), str(ckpt), '--out', str(tmp_path / 'a.npy'), '--mode', 'avg'])
     state = torch.load(ckpt, weights_only=True)['state_dict']
     state['backbone.blocks.1.ls2.gamma'] += 1.0
     torch.save({'state_dict': state}, tmp_path / 'shifted.pth')
-    tool.main([str(config), str(tmp_path / 'shifted.pth'), '--out', str(tmp_path / 'b.npy'), '--mode', 'avg'])
+    tool.run([str(config), str(tmp_path / 'shifted.pth'), '--out', str(tmp_path / 'b.npy'), '--mode', 'avg'])
     a, b = np.load(tmp_path / 'a.npy'), np.load(tmp_path / 'b.npy')
     assert np.abs(a - b).max() > 1e-3
 
@@ -80,12 +80,12 @@ def test_weights_really_come_from_the_checkpoint(tool, setup, tmp_path):
     original = torch.load(ckpt, weights_only=True)['state_dict']
     torch.save({'state_dict': original, 'meta': dict(epoch=np.int64(2)),
                 'message_hub': dict(log_scalars=dict(loss=[np.float64(0.3)]))}, tmp_path / 'epoch_2.pth')
-    tool.main([str(config), str(tmp_path / 'epoch_2.pth'), '--out', str(tmp_path / 'e.npy'), '--mode', 'avg'])
+    tool.run([str(config), str(tmp_path / 'epoch_2.pth'), '--out', str(tmp_path / 'e.npy'), '--mode', 'avg'])
     np.testing.assert_array_equal(np.load(tmp_path / 'e.npy'), a)
 
     # A checkpoint without the encoder is refused rather than giving features of random weights.
     torch.save({'state_dict': {'cls_head.fc_cls.weight': torch.zeros(4, 64)}}, tmp_path / 'head_only.pth')
     with pytest.raises(KeyError, match='lacks encoder weights'):
-        tool.main([str(config), str(tmp_path / 'head_only.pth'), '--out', str(tmp_path / 'c.npy')])
+        tool.run([str(config), str(tmp_path / 'head_only.pth'), '--out', str(tmp_path / 'c.npy')])
     with pytest.raises(ValueError, match='--out'):
-        tool.main([str(config), str(ckpt), '--out', str(tmp_path / 'c.csv'), '--mode', 'avg'])
+        tool.run([str(config), str(ckpt), '--out', str(tmp_path / 'c.csv'), '--mode', 'avg'])

@@ -53,7 +53,9 @@ def run_tool(command: str, cwd: Path):
     assert args[0] == 'python', command
     if args[1] in IN_PROCESS:
         import importlib
-        return importlib.import_module(IN_PROCESS[args[1]]).main(args[2:])
+        code = importlib.import_module(IN_PROCESS[args[1]]).main(args[2:])
+        assert code == 0, f'{command} exited with {code}'
+        return code
     result = subprocess.run([sys.executable, *args[1:]], cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f'{command}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}'
     return result

@@ -27,7 +27,7 @@ def folder(tmp_path_factory) -> Path:
 
 def test_labelled_list_from_class_folders(tool, folder, tmp_path):
     out = tmp_path / 'lists' / 'train.txt'
-    result = tool.main([str(folder), '--out', str(out), '--labels-from-folders', '--workers', '2',
+    result = tool.run([str(folder), '--out', str(out), '--labels-from-folders', '--workers', '2',
                         '--min-frames', '8'])
     assert out.read_text().splitlines() == ['cooking/cooking_0.mp4 0', 'cooking/cooking_1.mp4 0',
                                             'dancing/dancing_0.mp4 1', 'dancing/dancing_1.mp4 1']

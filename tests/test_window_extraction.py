@@ -93,7 +93,7 @@ def test_tool_videos_mode_uses_the_same_extraction(encoder, videos, tmp_path):
     encoder.save_pretrained(tmp_path / 'enc')
     listing = tmp_path / 'list.txt'
     listing.write_text(f"{videos / 'sub' / 'short.mp4'}\n{videos / 'broken.mp4'}\n")
-    summary = tool.main([str(tmp_path / 'enc'), '--videos', str(listing), '--out-dir', str(tmp_path / 'out'),
+    summary = tool.run([str(tmp_path / 'enc'), '--videos', str(listing), '--out-dir', str(tmp_path / 'out'),
                          '--stride', '2', '--stride-unit', 'frames', '--output', 'tokens', '--no-progress',
                          '--root', str(videos)])
     assert summary.done == ['sub/short'] and len(summary.bad) == 1

@@ -27,18 +27,22 @@ Examples::
         checkpoints/ivnext_vit-b_stage2.pth --out work_dirs/k400_val_pooled.npy --mode pooled
     python tools/extract_features.py CONFIG none --out feats.pt --mode avg --split val   # weights from the config
 
-Installed, the same runs as ``ivnext-extract-features``.
+Installed, the same runs as ``ivnext-extract-features``. ``--help`` shows both modes. Exit code 0 on success; 1
+with a one-line message on stderr for a missing file, a bad value or an unusable checkpoint (and in the windows mode
+when no listed video could be read); 2 for a bad command line.
 """
 import argparse
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 import ivnext  # noqa: F401
+from ivnext.api.extraction import ExtractionSummary
+from ivnext.cli.errors import FAILURE, SUCCESS, run_as_command
 from ivnext.datasets.skip_bad_clips import BAD_CLIPS_KEY, PLACEHOLDER_KEY
 from ivnext.utils.checkpoint import load_encoder_checkpoint
 from mmaction.registry import MODELS
@@ -166,8 +170,44 @@ def save(result: Dict, out: str, mode: str, config: str) -> List[str]:
     return [out]
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Extract frozen InternVideo-Next features with a config pipeline')
+USAGE = ('\n  %(prog)s SOURCE --videos VIDEOS --out-dir OUT_DIR [window options]\n'
+         '  %(prog)s CONFIG CHECKPOINT --out OUT [dataset options]')
+OVERVIEW = ('Extract frozen InternVideo-Next features. Two modes, chosen by --videos:\n'
+            '  windows over videos  SOURCE --videos VIDEOS --out-dir OUT_DIR: sliding windows over every video of a\n'
+            '                       folder or list, one feature file per video (resumable, torchrun-sharded);\n'
+            "  a config's dataset   CONFIG CHECKPOINT --out OUT: one feature array per clip of a config's\n"
+            '                       train / val / test split, with the labels.')
+EXAMPLES = ('examples:\n'
+            '  %(prog)s internvideo-next-base --videos /data/videos --out-dir feats --stride 1 --stride-unit '
+            'seconds --fps 8\n'
+            '  torchrun --nproc-per-node 4 tools/extract_features.py internvideo-next-base --videos list.txt '
+            '--out-dir feats\n'
+            '  %(prog)s configs/probe/attnprobe_ivnext-vit-b-p14_16x224_20e_k400.py ckpt.pth --out feats.npy '
+            '--mode pooled\n'
+            '  %(prog)s CONFIG none --out feats.pt --mode avg --split val   # weights from the config')
+
+
+class _FullHelp(argparse.Action):
+    """``-h`` / ``--help`` of either mode: the help of both modes, on stdout."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(format_full_help(parser.prog))
+        parser.exit()
+
+
+def _parser(description: str, prog: Optional[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, usage=USAGE, description=description, add_help=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-h', '--help', action=_FullHelp, help='show the help of both modes and exit')
+    return parser
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of the dataset mode (``CONFIG CHECKPOINT --out OUT``)."""
+    parser = _parser("a config's dataset: CONFIG CHECKPOINT --out OUT [dataset options]", prog)
     parser.add_argument('config', help='config whose model.backbone is InternVideoNextViT')
     parser.add_argument('checkpoint', help="encoder / recognizer / training checkpoint, or 'none' for the "
                         "config's model.backbone.pretrained")
@@ -182,11 +222,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow a checkpoint that pickles Python objects (files of your own origin only)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config entries, key=value')
-    return parser.parse_args(argv)
+    return parser
 
 
-def parse_window_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Windowed InternVideo-Next features of videos (one file per video)')
+def build_window_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of the windows mode (``SOURCE --videos VIDEOS --out-dir OUT_DIR``)."""
+    parser = _parser('windows over videos: SOURCE --videos VIDEOS --out-dir OUT_DIR [window options]', prog)
     parser.add_argument('source', help='preset name, encoder folder, checkpoint file, or Hugging Face id')
     parser.add_argument('--videos', required=True, help='folder of videos (recursive) or a list file (path per line)')
     parser.add_argument('--out-dir', required=True, help='output folder (features/, index.json, bad_videos.txt)')
@@ -212,11 +253,39 @@ def parse_window_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num-heads', type=int, default=None, help='heads, for encoder widths not in the paper')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-progress', action='store_true')
-    return parser.parse_args(argv)
+    return parser
 
 
-def main_windows(argv=None):
-    """The ``--videos`` mode: windowed features per video, sharded over torch.distributed ranks."""
+def format_full_help(prog: Optional[str] = None) -> str:
+    """The help of both modes: usage, overview, each mode's options and examples."""
+    parts = [build_window_parser(prog).format_help(), build_parser(prog).format_help()]
+    usage = parts[0].split('\n\n', 1)[0]
+    bodies = [part.split('\n\n', 1)[1].rstrip() for part in parts]
+    prog = prog or build_parser().prog
+    return '\n\n'.join([usage, OVERVIEW, *bodies, EXAMPLES % dict(prog=prog)]) + '\n'
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the dataset mode's command line."""
+    return build_parser().parse_args(argv)
+
+
+def parse_window_args(argv=None) -> argparse.Namespace:
+    """Parse the windows mode's command line."""
+    return build_window_parser().parse_args(argv)
+
+
+def is_window_mode(argv: Sequence[str]) -> bool:
+    """Whether a command line asks for windows over videos (it has ``--videos``)."""
+    return any(a == '--videos' or a.startswith('--videos=') for a in argv)
+
+
+def run_windows(argv=None) -> ExtractionSummary:
+    """The ``--videos`` mode: windowed features per video, sharded over torch.distributed ranks.
+
+    Returns:
+        ExtractionSummary: this process's share (done, skipped and bad videos).
+    """
     from ivnext.api import extract_videos, load_encoder
     args = parse_window_args(argv)
     distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
@@ -225,11 +294,11 @@ def main_windows(argv=None):
         torch.distributed.init_process_group(backend)
         if args.device.startswith('cuda'):
             args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    preprocessing = {k: v for k, v in dict(fps=args.fps, frame_interval=args.frame_interval,
-                                           num_frames=args.num_frames).items() if v is not None}
-    encoder = load_encoder(args.source, device=args.device, trust_checkpoint=args.trust_checkpoint,
-                           cache_dir=args.cache_dir, num_heads=args.num_heads, **preprocessing)
     try:
+        preprocessing = {k: v for k, v in dict(fps=args.fps, frame_interval=args.frame_interval,
+                                               num_frames=args.num_frames).items() if v is not None}
+        encoder = load_encoder(args.source, device=args.device, trust_checkpoint=args.trust_checkpoint,
+                               cache_dir=args.cache_dir, num_heads=args.num_heads, **preprocessing)
         summary = extract_videos(encoder, args.videos, args.out_dir, root=args.root, output=args.output,
                                  stride=args.stride, stride_unit=args.stride_unit, window=args.window,
                                  window_unit=args.window_unit, batch_size=args.batch_size, backend=args.backend,
@@ -245,21 +314,61 @@ def main_windows(argv=None):
     return summary
 
 
-def main(argv=None):
-    """``tools/extract_features.py`` / ``ivnext-extract-features``: windows with ``--videos``, else a dataset."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if '--videos' in argv or any(a.startswith('--videos=') for a in argv):
-        return main_windows(argv)
+def run_dataset(argv=None) -> Dict:
+    """The dataset mode: features of a config's split, saved to ``--out``.
+
+    Returns:
+        dict: :func:`extract`'s result plus ``files``, the written paths.
+    """
     args = parse_args(argv)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config {args.config} does not exist')
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     checkpoint = None if args.checkpoint.lower() == 'none' else args.checkpoint
+    if checkpoint is not None and not osp.exists(checkpoint):
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (pass 'none' for the config's "
+                                'model.backbone.pretrained)')
+    if osp.splitext(args.out)[1] not in SUFFIXES:
+        raise ValueError(f'--out must end with one of {SUFFIXES}, got {args.out!r}')
     result = extract(cfg, checkpoint, args.mode, args.split, args.batch_size, args.num_workers,
                      args.average_views, args.device, args.trust_checkpoint)
     paths = save(result, args.out, args.mode, args.config)
     print(f"features {tuple(result['features'].shape)}, labels {tuple(result['labels'].shape)} -> {', '.join(paths)}")
+    return dict(result, files=paths)
+
+
+def run(argv=None) -> Union[ExtractionSummary, Dict]:
+    """Either mode, chosen by ``--videos``; returns :func:`run_windows`'s or :func:`run_dataset`'s result.
+
+    Errors are raised (for Python callers); :func:`main` turns them into exit codes.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_windows(argv) if is_window_mode(argv) else run_dataset(argv)
+
+
+def main(argv=None) -> int:
+    """``tools/extract_features.py`` / ``ivnext-extract-features``.
+
+    Returns:
+        int: 0 on success; 1 with a one-line message on stderr for a missing file, a bad value or an unusable
+        checkpoint, and in the windows mode when videos were listed but none could be read. Argument errors
+        exit with 2 (argparse).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    prog = osp.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ivnext-extract-features'
+
+    def work() -> int:
+        outcome = run(argv)
+        if isinstance(outcome, ExtractionSummary) and outcome.bad and not (outcome.done or outcome.skipped):
+            print(f'{prog}: error: none of the {len(outcome.bad)} videos could be read (see bad_videos.txt)',
+                  file=sys.stderr)
+            return FAILURE
+        return SUCCESS
+
+    return run_as_command(work, prog)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -10,7 +10,8 @@ readable ones go to the list, the others to a report of bad files. Lines are rel
   label order.
 
 Also written: ``<list>.files.csv`` (path, frames, fps, duration, width, height, codec, backend, error) and
-``<list>.bad.txt`` (path <TAB> error). Examples::
+``<list>.bad.txt`` (path <TAB> error). Exit code 0 when the list holds a usable video, 1 (one line on stderr)
+when the folder is missing or no video in it is usable, 2 for a bad command line. Examples::
 
     python tools/data/build_video_list.py /data/my_videos --out data/my_videos.txt
     python tools/data/build_video_list.py /data/my_labelled --out data/train.txt --labels-from-folders \\
@@ -23,6 +24,8 @@ import os.path as osp
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional, Sequence
+
+from ivnext.cli.errors import FAILURE, SUCCESS, run_as_command
 
 FIELDS = ('path', 'frames', 'fps', 'duration', 'width', 'height', 'codec', 'backend', 'error')
 
@@ -128,8 +131,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> Dict:
-    """``tools/data/build_video_list.py`` / ``ivnext-video-list``."""
+def run(argv=None) -> Dict:
+    """Parse the command line, build the list and print a summary.
+
+    Returns:
+        dict: :func:`build_list`'s result.
+    """
     args = parse_args(sys.argv[1:] if argv is None else argv)
     result = build_list(args.root, args.out, args.labels_from_folders, args.workers, args.backend, args.min_frames,
                         args.extensions)
@@ -138,3 +145,27 @@ def main(argv=None) -> Dict:
     for path, error in result['bad'][:20]:
         print(f'  bad: {path}: {error}')
     return result
+
+
+def main(argv=None) -> int:
+    """``tools/data/build_video_list.py`` / ``ivnext-video-list``.
+
+    Returns:
+        int: 0 when the list holds at least one usable video; 1 with a one-line message on stderr when the folder
+        is missing or holds no usable video; 2 for a bad command line (argparse).
+    """
+    prog = osp.basename(sys.argv[0]) if sys.argv and sys.argv[0] else 'ivnext-video-list'
+
+    def work() -> int:
+        result = run(argv)
+        if not result['good']:
+            print(f"{prog}: error: none of the {len(result['bad'])} videos is usable (see {result['files'][2]})",
+                  file=sys.stderr)
+            return FAILURE
+        return SUCCESS
+
+    return run_as_command(work, prog)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -18,6 +18,7 @@ side-by-side modes in :mod:`ivnext.analysis.compare`. One Markdown row per run (
 ``<out-dir>/benchmark.md`` and a JSON record written next to it.
 """
 import argparse
+import sys
 from typing import Any, Dict, Optional, Sequence
 
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
@@ -76,7 +77,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> BenchmarkOptions:
         parser.error(str(err))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Parse the command line, print the report and return its record."""
     options = parse_args(argv)
     try:
         options.torch_device()
@@ -91,5 +93,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     return run_benchmark(options)
 
 
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line: exit code 0 once the report is printed (the record is :func:`run`'s)."""
+    run(argv)
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

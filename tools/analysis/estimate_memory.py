@@ -11,6 +11,7 @@ Example (CPU, bf16 autocast, one clip measured, the recipe's batch per GPU)::
 """
 import argparse
 import json
+import sys
 from typing import Any, Dict, Optional, Sequence
 
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
@@ -39,7 +40,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Parse the command line, print the report and return its record."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -54,5 +56,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     return record
 
 
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line: exit code 0 once the report is printed (the record is :func:`run`'s)."""
+    run(argv)
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

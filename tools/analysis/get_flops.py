@@ -8,6 +8,7 @@ Example::
     python tools/analysis/get_flops.py configs/demo/tiny_recognizer_i3dhead_cpu.py --shape 16 224 224
 """
 import argparse
+import sys
 from typing import Any, Dict, Optional, Sequence
 
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
@@ -27,12 +28,19 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+def run(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Parse the command line, print the report and return its record."""
     args = parse_args(argv)
     res = get_flops(load_config(args.config, args.cfg_options), args.shape)
     print(format_flops_report(res))
     return res
 
 
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line: exit code 0 once the report is printed (the record is :func:`run`'s)."""
+    run(argv)
+    return 0
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

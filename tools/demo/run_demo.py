@@ -6,7 +6,9 @@ Example::
     python tools/demo/run_demo.py --work-dir /tmp/demo --smoke        # tiny sizes, seconds (CI)
     python tools/demo/run_demo.py --work-dir /tmp/check --check-set   # the same recipe on a check set
 """
+import sys
+
 from ivnext.demo.run import main
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
