@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers_video import write_mp4
 
-from ivnext.api import Preprocessing, VideoEncoder, extract_videos
+from ivnext.api import Preprocessing, SettingsChangedError, VideoEncoder, extract_videos
 
 TINY = dict(arch=dict(embed_dims=32, num_layers=1, num_heads=2, mlp_ratio=2.0), img_size=28, patch_size=14,
             num_frames=4, with_clip_projector=True, clip_embed_dims=16, clip_num_heads=2, use_flash_attn=False)
@@ -94,11 +94,64 @@ def test_tool_videos_mode_uses_the_same_extraction(encoder, videos, tmp_path):
     listing = tmp_path / 'list.txt'
     listing.write_text(f"{videos / 'sub' / 'short.mp4'}\n{videos / 'broken.mp4'}\n")
     summary = tool.run([str(tmp_path / 'enc'), '--videos', str(listing), '--out-dir', str(tmp_path / 'out'),
-                         '--stride', '2', '--stride-unit', 'frames', '--output', 'tokens', '--no-progress',
-                         '--root', str(videos)])
+                        '--stride', '2', '--stride-unit', 'frames', '--output', 'tokens', '--no-progress',
+                        '--root', str(videos)])
     assert summary.done == ['sub/short'] and len(summary.bad) == 1
     tokens = np.load(tmp_path / 'out' / 'features' / 'sub' / 'short.npy')
     # 3 s at 4 fps: 12 ticks; windows of 4 every 2 ticks -> 5 windows of 4 CLS + 4 x 2 x 2 tokens.
     assert tokens.shape == (5, 4 + 16, 32)
     direct = encoder.encode(str(videos / 'sub' / 'short.mp4'), stride=2, output='tokens')
     np.testing.assert_allclose(tokens, direct.features.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_resume_stops_when_a_setting_changed(encoder, videos, tmp_path, capsys):
+    out_dir = tmp_path / 'feats'
+    short = [str(videos / 'sub' / 'short.mp4')]
+    first = extract_videos(encoder, short, str(out_dir), stride=1.0, stride_unit='seconds', progress=False)
+    assert first.done == ['short']
+    settings = json.loads((out_dir / 'settings.json').read_text())
+    assert settings['stride'] == 1.0 and settings['model']['fingerprint'] == encoder.weights_fingerprint()
+    assert json.loads((out_dir / 'index.json').read_text())['settings'] == settings
+    stamp = (out_dir / 'features' / 'short.npy').stat().st_mtime_ns
+    # Same settings: skipped as before (batch size is not a setting).
+    again = extract_videos(encoder, short, str(out_dir), stride=1.0, stride_unit='seconds', batch_size=3,
+                           progress=False)
+    assert again.skipped == ['short'] and again.done == []
+
+    # Each changed setting stops the run, names the change and the fix; nothing is rewritten.
+    other = VideoEncoder(TINY, Preprocessing(num_frames=4, fps=4.0, resize=28, crop=28))
+    changes = [(dict(stride=0.5), 'stride: 1.0 -> 0.5'), (dict(output='avg'), "output: 'pooled' -> 'avg'"),
+               (dict(stride=4, stride_unit='frames'), "stride_unit: 'seconds' -> 'frames'"),
+               (dict(include_tail=True), 'include_tail: False -> True'),
+               (dict(dtype='float16'), "dtype: 'float32' -> 'float16'"),
+               (dict(encoder=other), 'model.fingerprint')]
+    for change, named in changes:
+        kwargs = dict(dict(encoder=encoder, stride=1.0, stride_unit='seconds'), **change)
+        with pytest.raises(SettingsChangedError, match='other settings') as info:
+            extract_videos(kwargs.pop('encoder'), short, str(out_dir), progress=False, **kwargs)
+        assert named in str(info.value) and '--no-resume' in str(info.value) and '--out-dir' in str(info.value)
+    fps8 = VideoEncoder(TINY, Preprocessing(num_frames=4, fps=8.0, resize=28, crop=28))
+    fps8.load_state_dict(encoder.state_dict())
+    with pytest.raises(SettingsChangedError, match=r'preprocessing.fps: 4.0 -> 8.0'):
+        extract_videos(fps8, short, str(out_dir), stride=1.0, stride_unit='seconds', progress=False)
+    assert (out_dir / 'features' / 'short.npy').stat().st_mtime_ns == stamp
+
+    # The command line: exit code 1 and the message on stderr.
+    import ivnext.cli.extract_features as tool
+    encoder.save_pretrained(tmp_path / 'enc')
+    assert tool.main([str(tmp_path / 'enc'), '--videos', short[0], '--out-dir', str(out_dir), '--stride', '2',
+                      '--no-progress']) == 1
+    assert 'stride: 1.0 -> 2.0' in capsys.readouterr().err
+
+    # resume=False recomputes with the new settings, which later reruns then resume.
+    redone = extract_videos(encoder, short, str(out_dir), stride=0.5, stride_unit='seconds', resume=False,
+                            progress=False)
+    assert redone.done == ['short'] and redone.windows == 5
+    assert np.load(out_dir / 'features' / 'short.npy').shape == (5, 16)
+    assert extract_videos(encoder, short, str(out_dir), stride=0.5, stride_unit='seconds',
+                          progress=False).skipped == ['short']
+
+    # A folder of features without recorded settings is not resumed either.
+    (out_dir / 'settings.json').unlink()
+    with pytest.raises(SettingsChangedError, match='not recorded'):
+        extract_videos(encoder, short, str(out_dir), stride=0.5, stride_unit='seconds', progress=False)

@@ -8,9 +8,9 @@ Example::
     out.features, out.starts, out.ends                                # (W, 768), (W,), (W,)
 """
 from .encoder import Preprocessing, VideoEncoder, VideoFeatures
-from .extraction import ExtractionSummary, extract_videos, list_videos
+from .extraction import ExtractionSummary, SettingsChangedError, extract_videos, list_videos
 from .hub import resolve_hub_id
 from .loading import PRESETS, load_encoder
 
-__all__ = ['Preprocessing', 'VideoEncoder', 'VideoFeatures', 'ExtractionSummary', 'extract_videos', 'list_videos',
-           'resolve_hub_id', 'PRESETS', 'load_encoder']
+__all__ = ['Preprocessing', 'VideoEncoder', 'VideoFeatures', 'ExtractionSummary', 'SettingsChangedError',
+           'extract_videos', 'list_videos', 'resolve_hub_id', 'PRESETS', 'load_encoder']

@@ -6,6 +6,7 @@ windows with timestamps. :meth:`VideoEncoder.save_pretrained` writes ``config.js
 :meth:`VideoEncoder.from_pretrained` reads them back exactly.
 """
 import contextlib
+import hashlib
 import json
 import os
 import os.path as osp
@@ -122,6 +123,16 @@ class VideoEncoder(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.backbone.cls_token.device
+
+    def weights_fingerprint(self) -> str:
+        """Identity of the encoder's weights: SHA-256 (first 16 hex digits) of its tensors' names, shapes, dtypes
+        and bytes, the same on every device."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.backbone.state_dict().items()):
+            flat = tensor.detach().to('cpu').contiguous().reshape(-1)
+            digest.update(f'{name}:{flat.dtype}:{tuple(tensor.shape)};'.encode())
+            digest.update(flat.view(torch.uint8).numpy())
+        return digest.hexdigest()[:16]
 
     @property
     def has_projector(self) -> bool:

@@ -2,9 +2,10 @@
 
 **Windows over videos** (``--videos``; shares :func:`ivnext.api.extract_videos` with the Python API): one
 ``.npy`` per video with (windows, D) features, a ``.json`` with each window's start / end seconds, and an
-``index.json`` / ``index.csv`` over all videos; done videos are skipped on rerun, unreadable videos are listed in
-``bad_videos.txt`` and skipped. Memory does not grow with video length (``--batch-size`` windows at a time).
-Several processes split the videos: ``torchrun --nproc-per-node N tools/extract_features.py ...``::
+``index.json`` / ``index.csv`` over all videos; done videos are skipped on rerun with the same settings (a changed
+setting stops the run; ``--no-resume`` recomputes), unreadable videos are listed in ``bad_videos.txt`` and skipped.
+Memory does not grow with video length (``--batch-size`` windows at a time). Several processes split the videos:
+``torchrun --nproc-per-node N tools/extract_features.py ...``::
 
     python tools/extract_features.py internvideo-next-base --videos /data/videos --out-dir feats \
         --stride 1 --stride-unit seconds --fps 8
@@ -227,7 +228,10 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
 
 def build_window_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of the windows mode (``SOURCE --videos VIDEOS --out-dir OUT_DIR``)."""
-    parser = _parser('windows over videos: SOURCE --videos VIDEOS --out-dir OUT_DIR [window options]', prog)
+    parser = _parser('windows over videos: SOURCE --videos VIDEOS --out-dir OUT_DIR [window options]\n'
+                     'A rerun into the same --out-dir skips the videos already done when the settings that shape the\n'
+                     'features (weights, preprocessing, output, window, stride, precision, dtype) are unchanged; a\n'
+                     'changed setting stops the run: use another --out-dir, or --no-resume to recompute.', prog)
     parser.add_argument('source', help='preset name, encoder folder, checkpoint file, or Hugging Face id')
     parser.add_argument('--videos', required=True, help='folder of videos (recursive) or a list file (path per line)')
     parser.add_argument('--out-dir', required=True, help='output folder (features/, index.json, bad_videos.txt)')
@@ -246,7 +250,8 @@ def build_window_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument('--include-tail', action='store_true', help='add a window ending at each video end')
     parser.add_argument('--precision', default='auto', choices=('auto', 'bf16', 'fp16', 'fp32'))
     parser.add_argument('--dtype', default='float32', choices=('float32', 'float16'), help='saved feature dtype')
-    parser.add_argument('--no-resume', action='store_true', help='re-extract videos that are already done')
+    parser.add_argument('--no-resume', action='store_true', help='re-extract every video (also after a '
+                        'settings change)')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow checkpoints that pickle Python objects (your own training runs only)')
     parser.add_argument('--cache-dir', default=None, help='Hugging Face cache for Hub ids and presets')
@@ -303,7 +308,7 @@ def run_windows(argv=None) -> ExtractionSummary:
                                  stride=args.stride, stride_unit=args.stride_unit, window=args.window,
                                  window_unit=args.window_unit, batch_size=args.batch_size, backend=args.backend,
                                  include_tail=args.include_tail, precision=args.precision, dtype=args.dtype,
-                                 resume=not args.no_resume, progress=not args.no_progress)
+                                 resume=not args.no_resume, progress=not args.no_progress, source=args.source)
     finally:
         if distributed:
             torch.distributed.destroy_process_group()
