@@ -41,6 +41,20 @@ Import-time fixes:
   when ``pkg_resources`` is missing are its two lookups replaced by ``importlib`` equivalents; ``ivnext`` is added
   to MMEngine's package table either way (so ``'ivnext::...'`` configs resolve). *Safe:* the same paths, found
   another way. *Remove when* the pinned MMEngine stops importing ``pkg_resources``.
+* **Names numpy removed, for mmaction2's modules only** (:func:`patch_mmaction_numpy_aliases`). mmaction2 1.2.0
+  calls ``np.trapz`` (``evaluation.functional.accuracy``) and ``np.in1d`` (``evaluation.metrics.multimodal_metric``),
+  which numpy 2.4 removed, and ``np.Inf`` (``datasets.transforms.pose_transforms``, ``utils.misc``), which numpy 2.0
+  removed. Where a name is missing, those modules (and only those) get a view of numpy that adds it
+  (``trapezoid``, ``isin(...).ravel()``, ``inf``); numpy itself is not changed. *Safe:* the replacements are
+  numpy's own functions with the removed names' results; other modules and numpy's attributes are untouched.
+  *Remove when* mmaction2 uses the current names.
+* **DeepSpeed optimizers without the 1-bit ones** (:func:`patch_deepspeed_optimizer_registration`). MMEngine's
+  ``DeepSpeedStrategy`` registers DeepSpeed's optimizers with ``register_deepspeed_optimizers``, which imports
+  ``deepspeed.runtime.fp16.onebit``; DeepSpeed 0.19.7 removed that module, so building the strategy fails.
+  MMEngine's function is called first; only when it fails on that missing module are the optimizers that still
+  exist registered (``DeepSpeedCPUAdam``, ``FusedAdam``, ``FusedLamb``). *Safe:* with DeepSpeed < 0.19.7 MMEngine's
+  function runs unchanged; DeepSpeed is not imported before a strategy needs it. *Remove when* MMEngine imports
+  the 1-bit optimizers only where they exist.
 * **No checkpoint loader is replaced.** MMEngine's loader keeps torch's ``weights_only=True`` default; ivnext's
   own training checkpoints load weights-only through ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an
   allow-list active only inside ivnext's load calls), and a full unpickle needs an explicit per-call opt-in.
@@ -252,6 +266,104 @@ def defer_deepspeed_import() -> None:
     sys.modules['deepspeed'] = module
 
 
+# mmaction2 modules that use names numpy removed, and the names they use.
+MMACTION_NUMPY_NAMES = {
+    'mmaction.evaluation.functional.accuracy': ('trapz', ),
+    'mmaction.evaluation.metrics.multimodal_metric': ('in1d', ),
+    'mmaction.datasets.transforms.pose_transforms': ('Inf', ),
+    'mmaction.utils.misc': ('Inf', ),
+}
+
+
+def _in1d(ar1: Any, ar2: Any, assume_unique: bool = False, invert: bool = False) -> Any:
+    """numpy's removed ``in1d``: ``isin`` flattened to 1-D."""
+    import numpy as np
+    return np.isin(ar1, ar2, assume_unique=assume_unique, invert=invert).ravel()
+
+
+class _NumpyWithRemovedNames(types.ModuleType):
+    """numpy as seen by one third-party module: numpy's attributes plus replacements of removed names."""
+
+    def __init__(self, numpy_module: types.ModuleType, names: dict) -> None:
+        super().__init__(numpy_module.__name__, numpy_module.__doc__)
+        self.__dict__.update(names)
+        self.__dict__['_numpy'] = numpy_module
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__['_numpy'], name)
+
+
+def patch_mmaction_numpy_aliases() -> list:
+    """Give mmaction2's modules the numpy names they use that the installed numpy removed.
+
+    Returns:
+        list: The modules whose ``np`` was replaced (empty when numpy has every name).
+    """
+    import numpy as np
+    replacements = dict(trapz=getattr(np, 'trapezoid', None), in1d=_in1d, Inf=np.inf)
+    patched = []
+    for module_name, names in MMACTION_NUMPY_NAMES.items():
+        missing = {n: replacements[n] for n in names if not hasattr(np, n) and replacements[n] is not None}
+        if not missing or importlib.util.find_spec('mmaction') is None:
+            continue
+        module = importlib.import_module(module_name)
+        current = getattr(module, 'np', None)
+        if isinstance(current, _NumpyWithRemovedNames):
+            continue
+        if current is not np:
+            continue  # not numpy under that name: leave the module alone
+        module.np = _NumpyWithRemovedNames(np, missing)
+        patched.append(module_name)
+    return patched
+
+
+def patch_deepspeed_optimizer_registration() -> bool:
+    """Let MMEngine's DeepSpeed strategy register DeepSpeed's optimizers when the 1-bit ones are gone.
+
+    Returns:
+        bool: True if MMEngine's registration function is now wrapped (done once; DeepSpeed is not imported).
+    """
+    if importlib.util.find_spec('deepspeed') is None:
+        return False
+    try:
+        from mmengine._strategy import deepspeed as strategy_module
+    except ImportError:
+        return False
+    original = strategy_module.register_deepspeed_optimizers
+    if not getattr(original, '_ivnext_wrapped', False):
+        strategy_module.register_deepspeed_optimizers = registration_without_one_bit(original)
+    return True
+
+
+def registration_without_one_bit(original: Callable[[], list]) -> Callable[[], list]:
+    """Wrap MMEngine's ``register_deepspeed_optimizers``: where ``deepspeed.runtime.fp16.onebit`` is missing
+    (DeepSpeed >= 0.19.7), register the optimizers that remain instead of failing.
+
+    Returns:
+        Callable: Returns the registered optimizer names, as MMEngine's function does.
+    """
+
+    def register_deepspeed_optimizers() -> list:
+        try:
+            return original()
+        except ModuleNotFoundError as err:
+            if err.name != 'deepspeed.runtime.fp16.onebit':
+                raise
+        from deepspeed.ops.adam import DeepSpeedCPUAdam, FusedAdam
+        from deepspeed.ops.lamb import FusedLamb
+        from mmengine.registry import OPTIMIZERS
+        names = []
+        for optimizer in (DeepSpeedCPUAdam, FusedAdam, FusedLamb):
+            if optimizer.__name__ not in OPTIMIZERS:
+                OPTIMIZERS.register_module(module=optimizer)
+            names.append(optimizer.__name__)
+        return names
+
+    register_deepspeed_optimizers._ivnext_wrapped = True
+    register_deepspeed_optimizers.__wrapped__ = original
+    return register_deepspeed_optimizers
+
+
 def apply_all() -> None:
     """Apply every fix once; safe to call repeatedly."""
     global _APPLIED
@@ -261,6 +373,8 @@ def apply_all() -> None:
     guard_torchvision_import()
     patch_mmaction_missing_drn()
     patch_transformers_reexports()
+    patch_mmaction_numpy_aliases()
+    patch_deepspeed_optimizer_registration()
     patch_mmengine_cpu_distributed()
     _APPLIED = True
 

@@ -92,3 +92,52 @@ def test_modernbert_attention_adds_entries_under_its_prefix_and_never_replaces_o
     assert table['sdpa'] is sdpa  # transformers' own entries are untouched
     compat.use_modernbert_attention(config, 'sdpa')
     assert config._attn_implementation == 'sdpa'
+
+
+def test_mmaction_sees_removed_numpy_names_and_numpy_stays_as_it_is():
+    """np.trapz / np.in1d (gone in numpy 2.4) and np.Inf (gone in 2.0) reach mmaction2's modules only."""
+    import numpy as np
+    from mmaction.datasets.transforms.pose_transforms import PoseCompact
+    from mmaction.evaluation.functional.accuracy import average_recall_at_avg_proposals
+    from mmaction.evaluation.metrics.multimodal_metric import RetrievalRecall
+    before = {name: hasattr(np, name) for name in ('trapz', 'in1d', 'Inf')}
+    compat.patch_mmaction_numpy_aliases()
+    assert {name: hasattr(np, name) for name in before} == before  # numpy itself is unchanged
+
+    ground_truth = {'v': np.array([[0.0, 10.0], [20.0, 30.0]])}
+    proposals = {'v': np.array([[0.0, 10.0, 0.9], [21.0, 30.0, 0.8], [40.0, 50.0, 0.1]])}
+    recall, avg_recall, per_video, auc = average_recall_at_avg_proposals(ground_truth, proposals, 3,
+                                                                         max_avg_proposals=3)
+    integral = getattr(np, 'trapezoid', None) or np.trapz
+    assert auc == pytest.approx(100 * integral(avg_recall, per_video) / per_video[-1]) and 0 < auc
+    recalls = RetrievalRecall.calculate([[1, 0, 2], [0, 1, 2]], [[1], [2]], topk=(1, 3), pred_indices=True,
+                                        target_indices=True)
+    assert [float(r) for r in recalls] == [50.0, 100.0]  # sample 0 hits at rank 1, sample 1 at rank 3
+    keypoint = np.zeros((1, 2, 3, 2), dtype=np.float32)
+    keypoint[..., 0], keypoint[..., 1] = [[10, 20, 30], [12, 22, 32]], [[40, 50, 60], [41, 51, 61]]
+    out = PoseCompact(padding=0.0, hw_ratio=None, allow_imgpad=False)(dict(img_shape=(100, 100),
+                                                                           keypoint=keypoint))
+    assert out['img_shape'] == (21, 22)  # the keypoints' bounding box (np.Inf as min/max start)
+
+
+def test_deepspeed_optimizers_register_with_and_without_the_one_bit_module():
+    """MMEngine's registration runs as it is; where DeepSpeed lacks 1-bit optimizers, the others register."""
+    pytest.importorskip('deepspeed')
+    from mmengine._strategy import deepspeed as strategy_module
+    from mmengine.registry import OPTIMIZERS
+    assert compat.patch_deepspeed_optimizer_registration() is True
+    register = strategy_module.register_deepspeed_optimizers
+    assert register._ivnext_wrapped and compat.patch_deepspeed_optimizer_registration() is True  # wrapped once
+    names = register()
+    assert {'DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb'} <= set(names) and all(n in OPTIMIZERS for n in names)
+
+    def without_one_bit():
+        raise ModuleNotFoundError("No module named 'deepspeed.runtime.fp16.onebit'",
+                                  name='deepspeed.runtime.fp16.onebit')
+
+    def other_error():
+        raise ModuleNotFoundError("No module named 'deepspeed.ops'", name='deepspeed.ops')
+
+    assert compat.registration_without_one_bit(without_one_bit)() == ['DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb']
+    with pytest.raises(ModuleNotFoundError, match='deepspeed.ops'):
+        compat.registration_without_one_bit(other_error)()

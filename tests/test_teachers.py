@@ -49,7 +49,7 @@ def _reference(teacher, frames):
                         spatial_shapes=torch.tensor([[g, g]] * f), output_hidden_states=True)
         else:
             out = model(pixel_values=frames, output_hidden_states=True)
-        head = model.vision_model.head
+        head = getattr(model, 'vision_model', model).head  # transformers 4.x nests the tower
         _, weights = head.attention(head.probe.expand(f, -1, -1), out.last_hidden_state, out.last_hidden_state,
                                     need_weights=True, average_attn_weights=True)
         return out.hidden_states, out.pooler_output, weights[:, 0], 0

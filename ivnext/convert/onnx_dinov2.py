@@ -13,6 +13,23 @@ def _constants(graph) -> Dict[str, np.ndarray]:
     return {n.output[0]: nh.to_array(n.attribute[0].t) for n in graph.node if n.op_type == 'Constant'}
 
 
+# transformers 4.x Dinov2Model names (those of the ONNX export) -> transformers 5 names.
+_ATTENTION_NAMES_5 = {'attention.attention.query.': 'attention.q_proj.', 'attention.attention.key.': 'attention.k_proj.',
+                      'attention.attention.value.': 'attention.v_proj.', 'attention.output.dense.': 'attention.o_proj.'}
+
+
+def _to_model_names(state: Dict[str, np.ndarray], model_keys) -> Dict[str, np.ndarray]:
+    """Rename the 4.x attention weights of ``state`` where the installed Dinov2Model uses transformers 5 names."""
+    if any('attention.attention.query.' in key for key in model_keys):
+        return state
+    renamed = {}
+    for key, value in state.items():
+        for old, new in _ATTENTION_NAMES_5.items():
+            key = key.replace(old, new)
+        renamed[key] = value
+    return renamed
+
+
 def convert_onnx_dinov2(onnx_path: str, prefix: str = 'backbone.') -> Dinov2Model:
     """Read a DINOv2 backbone's initializers from an ONNX graph into a transformers ``Dinov2Model``.
 
@@ -90,12 +107,16 @@ def convert_onnx_dinov2(onnx_path: str, prefix: str = 'backbone.') -> Dinov2Mode
     if heads is None:
         raise ValueError(f'{onnx_path}: could not read the number of attention heads from the graph.')
 
+    if mlp_hidden % hidden:
+        raise ValueError(f'{onnx_path}: MLP width {mlp_hidden} is not a multiple of the width {hidden}; '
+                         'Dinov2Config takes an integer mlp_ratio.')
     config = Dinov2Config(
-        hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=heads, mlp_ratio=mlp_hidden / hidden,
+        hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=heads, mlp_ratio=mlp_hidden // hidden,
         patch_size=patch, image_size=side * patch, layer_norm_eps=eps, hidden_act='gelu', qkv_bias=True,
         use_swiglu_ffn=False, layerscale_value=1.0)
     model = Dinov2Model._from_config(config, attn_implementation='sdpa')
     state.setdefault('embeddings.mask_token', np.zeros((1, hidden), dtype=np.float32))
+    state = _to_model_names(state, model.state_dict().keys())
     tensors = {k: torch.from_numpy(np.array(v, dtype=np.float32, copy=True)) for k, v in state.items()}
     missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:

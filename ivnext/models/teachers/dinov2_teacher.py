@@ -18,7 +18,7 @@ class DINOv2Teacher(HFImageTeacher):
 
     - ``pooled``: the CLS token after the final layernorm (``pooler_output``).
     - ``importance``: last layer's CLS -> patch attention averaged over heads, recomputed from that layer's queries
-      and keys (``norm1`` of the layer input, then ``query`` / ``key``); the softmax runs over all tokens and the
+      and keys (``norm1`` of the layer input, then the query / key projections); the softmax runs over all tokens and the
       patch part is renormalised to sum to 1.
 
     Args:
@@ -46,7 +46,19 @@ class DINOv2Teacher(HFImageTeacher):
     def _importance(self, last_layer_input: torch.Tensor, last_hidden_state: torch.Tensor) -> torch.Tensor:
         layer = self._encoder_layers()[-1]
         x = layer.norm1(last_layer_input)
-        query = layer.attention.attention.query(x[:, 0])
-        keys = layer.attention.attention.key(x)
+        project_query, project_key = _query_key_projections(layer)
+        query = project_query(x[:, 0])
+        keys = project_key(x)
         attn = self._single_query_attention(query, keys, self.num_heads)
         return attn[:, self.num_prefix_tokens:]
+
+
+def _query_key_projections(layer: nn.Module) -> Tuple[nn.Linear, nn.Linear]:
+    """The query and key projections of a ``Dinov2Layer``.
+
+    transformers 5 names them ``attention.q_proj`` / ``k_proj``; 4.x ``attention.attention.query`` / ``key``.
+    """
+    attention = layer.attention
+    if hasattr(attention, 'q_proj'):
+        return attention.q_proj, attention.k_proj
+    return attention.attention.query, attention.attention.key
