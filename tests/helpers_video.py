@@ -64,6 +64,32 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
     return path
 
 
+def write_mp4_with_pts(path: Path, frames: np.ndarray, pts_ms: Sequence[int]) -> Path:
+    """Encode RGB frames (T, H, W, 3) uint8 to an H.264 mp4 whose frame ``i`` is shown at ``pts_ms[i]``
+    milliseconds: a variable-frame-rate file when the gaps differ."""
+    import fractions
+
+    import av
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    millisecond = fractions.Fraction(1, 1000)
+    with av.open(str(path), mode='w') as container:
+        stream = container.add_stream('libx264', rate=30)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = 'yuv420p'
+        stream.options = {'crf': '18', 'preset': 'ultrafast'}
+        stream.codec_context.time_base = millisecond
+        stream.time_base = millisecond
+        for frame, pts in zip(frames, pts_ms):
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format='rgb24')
+            image.pts, image.time_base = int(pts), millisecond
+            for packet in stream.encode(image):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
 @dataclass
 class VideoClipSet:
     """A folder of synthetic mp4s with mmaction2 annotation lists.

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers_video import write_mp4
+from helpers_video import write_mp4, write_mp4_with_pts
 
 from ivnext.api import Preprocessing, SettingsChangedError, VideoEncoder, extract_videos
+from ivnext.video import open_video, plan_windows
 
 TINY = dict(arch=dict(embed_dims=32, num_layers=1, num_heads=2, mlp_ratio=2.0), img_size=28, patch_size=14,
             num_frames=4, with_clip_projector=True, clip_embed_dims=16, clip_num_heads=2, use_flash_attn=False)
@@ -155,3 +156,52 @@ def test_resume_stops_when_a_setting_changed(encoder, videos, tmp_path, capsys):
     (out_dir / 'settings.json').unlink()
     with pytest.raises(SettingsChangedError, match='not recorded'):
         extract_videos(encoder, short, str(out_dir), stride=0.5, stride_unit='seconds', progress=False)
+
+
+def test_stride_in_seconds_is_exact(encoder, videos):
+    # 600 s at 25 fps, every 4th frame (6.25 sampled frames/s), 16-frame windows, 1 s stride: a window starts at
+    # every whole second (not every 6 sampled frames = 0.96 s, which gave 623 windows), on the frame of that
+    # second, and samples every 4th frame from there.
+    plan = plan_windows(np.arange(15000) / 25, window=16, stride=1.0, stride_unit='seconds', frame_interval=4)
+    # The last window starts where its 16th frame is still on the clock: (3749 - 15) / 6.25 = 597.44 s.
+    assert len(plan) == 598
+    np.testing.assert_allclose(plan.starts, np.arange(598.0), atol=1e-9)
+    np.testing.assert_array_equal(plan.frame_indices, 25 * np.arange(598)[:, None] + 4 * np.arange(16)[None])
+    np.testing.assert_allclose(plan.ends - plan.starts, 16 / 6.25)
+    # A stride that is no whole number of sampled frames (0.3 s at 4 frames/s) on a real file, through encode.
+    out = encoder.encode(str(videos / 'sub' / 'short.mp4'), stride=0.3, stride_unit='seconds', batch_size=16)
+    # 3 s at 10 fps: ticks 0 .. 2.75 s; a 4-tick window fits while its start is <= 2.0 s -> starts 0, 0.3 .. 1.8.
+    np.testing.assert_allclose(out.starts, np.arange(7) * 0.3, atol=1e-9)
+    np.testing.assert_array_equal(out.frame_indices[:, 0], [0, 3, 6, 9, 12, 15, 18])
+
+
+def test_variable_frame_rate_windows_are_even_in_real_time(encoder, tmp_path):
+    # 5 s at 10 fps, then 5 s at 30 fps: 200 frames, 19.97 frames/s on average.
+    pts = np.concatenate([np.arange(50) * 100, 5000 + np.round(np.arange(150) * 100 / 3)]).astype(int)
+    t = np.arange(len(pts))
+    frames = np.zeros((len(pts), 32, 32, 3), dtype=np.uint8)
+    frames[..., 0] = (t % 200)[:, None, None]
+    path = write_mp4_with_pts(tmp_path / 'vfr.mp4', frames, pts)
+    reader = open_video(str(path), 'pyav', fallback=False)
+    times = reader.timestamps
+    np.testing.assert_allclose(times, pts / 1000, atol=1e-6)
+    reader.close()
+    rate = reader.fps / 2  # every 2nd frame at the average rate: 9.98 sampled frames/s
+    vfr = VideoEncoder(TINY, Preprocessing(num_frames=4, frame_interval=2, resize=28, crop=28))
+    vfr.load_state_dict(encoder.state_dict())
+    for stride, unit, spacing in ((8, 'frames', 8 / rate), (1.5, 'seconds', 1.5)):
+        out = vfr.encode(str(path), stride=stride, stride_unit=unit, batch_size=16)
+        assert len(out.starts) == int((times[-1] - 3 / rate) / spacing + 1e-6) + 1
+        # Window starts are evenly spaced in seconds, in the 10 fps half as in the 30 fps half...
+        np.testing.assert_allclose(np.diff(out.starts), spacing, atol=1e-9)
+        # ...and every frame is the one nearest to its tick (start + j / rate), within half a source period.
+        ticks = out.starts[:, None] + np.arange(4)[None] / rate
+        gaps = np.abs(times[out.frame_indices] - ticks)
+        local_period = np.where(ticks < 5.0, 0.1, 0.1 / 3)
+        assert (gaps <= local_period / 2 + 1e-3).all(), gaps.max()
+        assert out.sample_fps == pytest.approx(rate)
+    # One clip over the whole video: frames at the centres of four equal time segments (1.25, 3.75, 6.25, 8.75 s
+    # of the 9.97 + 0.05 s video, give or take a frame).
+    clip = vfr.encode(str(path))
+    centres = (np.arange(4) + 0.5) * (times[-1] + 1 / reader.fps) / 4
+    assert (np.abs(times[clip.frame_indices[0]] - centres) <= 0.1).all(), times[clip.frame_indices[0]]

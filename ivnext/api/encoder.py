@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ivnext.models.backbones import InternVideoNextViT
-from ivnext.video import VideoReader, open_video, plan_windows, uniform_clip
+from ivnext.video import VideoReader, open_video, plan_windows, uniform_clip_by_time
 
 CONFIG_NAME = 'config.json'
 WEIGHTS_NAME = 'model.safetensors'
@@ -34,7 +34,8 @@ class Preprocessing:
 
     Attributes:
         num_frames: Frames per clip T.
-        frame_interval: Source frames between sampled frames (when ``fps`` is None).
+        frame_interval: Source frames between sampled frames at the video's average frame rate, when ``fps`` is
+            None (sampled by time, so a variable-frame-rate video is sampled evenly in real time).
         fps: Sampling rate in frames per second; when set it replaces ``frame_interval`` (same real-time rate
             on every video, variable frame rate included).
         resize: Short side after resizing (bilinear).
@@ -213,7 +214,8 @@ class VideoEncoder(nn.Module):
         window = p.num_frames if window is None else window
         if stride is None:
             from ivnext.video import WindowPlan
-            indices = uniform_clip(reader.num_frames, int(window) if window_unit == 'frames' else p.num_frames)
+            indices = uniform_clip_by_time(reader.timestamps,
+                                           int(window) if window_unit == 'frames' else p.num_frames)
             ts = reader.timestamps
             return WindowPlan(frame_indices=indices[None], starts=np.array([ts[0]]),
                               ends=np.array([ts[0] + reader.duration]), sample_fps=0.0)
@@ -248,9 +250,10 @@ class VideoEncoder(nn.Module):
             video: A file path; an array / tensor of frames (N, H, W, 3) RGB 0-255; or prepared clips
                 (B, 3, T, H, W) float (see :meth:`preprocess`), encoded as they are.
             output: 'pooled' (attention-pooled clip embedding), 'avg' (mean patch token) or 'tokens'.
-            stride: None: one clip of ``num_frames`` frames spread evenly over the whole video. Else sliding
-                windows this far apart, in sampled frames or seconds (``stride_unit``), at the preprocessing's
-                ``fps`` (or every ``frame_interval``-th frame).
+            stride: None: one clip of ``num_frames`` frames spread evenly over the whole video's time. Else
+                sliding windows this far apart, in sampled frames or seconds (``stride_unit``; window ``k`` starts
+                exactly ``k * stride`` seconds in), at the preprocessing's ``fps`` (or the average frame rate /
+                ``frame_interval``); frames are chosen by their timestamps (see :mod:`ivnext.video.windows`).
             stride_unit: 'frames' or 'seconds'.
             window: Window length (default ``preprocessing.num_frames`` sampled frames).
             window_unit: 'frames' or 'seconds'.

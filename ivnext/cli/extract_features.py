@@ -239,11 +239,12 @@ def build_window_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument('--output', choices=('pooled', 'avg', 'tokens'), default='pooled')
     parser.add_argument('--window', type=float, default=None, help='window length (default: the model frames)')
     parser.add_argument('--window-unit', choices=('frames', 'seconds'), default='frames')
-    parser.add_argument('--stride', type=float, default=1.0, help='distance between window starts')
+    parser.add_argument('--stride', type=float, default=1.0, help='distance between window starts (in seconds: '
+                        'exact, window k starts at k * stride)')
     parser.add_argument('--stride-unit', choices=('frames', 'seconds'), default='seconds')
     parser.add_argument('--fps', type=float, default=None, help='sampling rate inside windows (frames/s)')
     parser.add_argument('--frame-interval', type=int, default=None, help='source frames between sampled frames '
-                        '(when --fps is not given)')
+                        'at the average frame rate, when --fps is not given (by time: even on variable-rate videos)')
     parser.add_argument('--num-frames', type=int, default=None, help='frames per window the model sees')
     parser.add_argument('--batch-size', type=int, default=8, help='windows per forward pass')
     parser.add_argument('--backend', default='auto', choices=('auto', 'decord', 'pyav', 'torchcodec'))

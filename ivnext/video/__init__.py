@@ -1,8 +1,9 @@
 """Video decoding (decord / PyAV / torchcodec with per-file fallback) and sliding-window sampling."""
 from .readers import (AUTO_ORDER, BACKENDS, VideoDecodeError, VideoReader, average_fps, backend_order,
                       open_video, packet_timestamps)
-from .windows import WindowPlan, plan_windows, sample_grid, uniform_clip
+from .windows import WindowPlan, nearest_frames, plan_windows, sample_grid, uniform_clip, uniform_clip_by_time
 
 __all__ = ['AUTO_ORDER', 'BACKENDS', 'VideoDecodeError', 'VideoReader', 'average_fps', 'backend_order', 'open_video',
-           'packet_timestamps', 'WindowPlan', 'plan_windows', 'sample_grid', 'uniform_clip']
+           'packet_timestamps', 'WindowPlan', 'nearest_frames', 'plan_windows', 'sample_grid', 'uniform_clip',
+           'uniform_clip_by_time']
 from . import transforms  # noqa: E402,F401  (VideoInit / VideoDecode in mmaction2's TRANSFORMS)
