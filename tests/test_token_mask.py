@@ -209,12 +209,21 @@ def stage2_cfg():
         maskers=views)
 
 
+def transformers_4_name(name):
+    """A parameter's name with transformers 5's DINOv2 attention names spelt as in 4.x (the recorded order)."""
+    renames = (('attention.q_proj.', 'attention.attention.query.'), ('attention.k_proj.', 'attention.attention.key.'),
+               ('attention.v_proj.', 'attention.attention.value.'), ('attention.o_proj.', 'attention.output.dense.'))
+    for new, old in renames:
+        name = name.replace(new, old)
+    return name
+
+
 @torch.no_grad()
 def fill_parameters(model):
     """Overwrite every parameter from one seeded generator, so the values do not depend on how modules draw their
     initialisation (norm weights around 1, everything else in [-0.1, 0.1))."""
     g = _gen(123)
-    for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+    for name, p in sorted(model.named_parameters(), key=lambda kv: transformers_4_name(kv[0])):
         values = torch.rand(p.shape, generator=g, dtype=torch.float64) * 0.2 - 0.1
         if p.dim() == 1 and 'norm' in name and name.endswith('weight'):
             values += 1.
