@@ -124,3 +124,50 @@ def test_help_lists_both_modes(capsys):
                      '--include-tail', '--no-resume', '--split', '--average-views', '--cfg-options',
                      'windows over videos', "a config's dataset"):
             assert text in mode_help, text
+
+
+LAUNCHERS = {'dist_train.sh': ['cfg.py', '2'], 'dist_test.sh': ['cfg.py', 'ckpt.pth', '2'],
+             'slurm_train.sh': ['partition', 'job', 'cfg.py'], 'slurm_test.sh': ['partition', 'job', 'cfg.py', 'ckpt']}
+
+
+def stub(path: Path, name: str) -> Path:
+    """An executable that appends ``name`` and its arguments to ``calls.txt`` next to the test's files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/usr/bin/env bash\necho "{name} $*" >> "$CALLS"\n')
+    path.chmod(0o755)
+    return path
+
+
+def test_launch_scripts_use_the_repository_venv(tmp_path):
+    repo = tmp_path / 'repo'
+    (repo / 'tools').mkdir(parents=True)
+    for name in [*LAUNCHERS, 'select_python.sh']:
+        (repo / 'tools' / name).write_bytes((REPO / 'tools' / name).read_bytes())
+    bin_dir = tmp_path / 'bin'
+    stub(bin_dir / 'python', 'path-python')
+    stub(bin_dir / 'python3', 'path-python')
+    # srun runs its command (the first absolute path among its arguments) here.
+    (bin_dir / 'srun').write_text('#!/usr/bin/env bash\nfor a; do shift; [[ $a == /* ]] && exec "$a" "$@"; done\n')
+    (bin_dir / 'srun').chmod(0o755)
+    calls = tmp_path / 'calls.txt'
+    base_env = {k: v for k, v in os.environ.items() if k not in ('PYTHON', 'VIRTUAL_ENV', 'IVNEXT_VENV')}
+    base_env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", CALLS=str(calls))
+
+    def interpreter(script: str, **env) -> str:
+        calls.write_text('')
+        result = subprocess.run(['bash', str(repo / 'tools' / script), *LAUNCHERS[script]],
+                                env=dict(base_env, **env), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return calls.read_text().split()[0]
+
+    # No venv anywhere: python on PATH, as before.
+    assert interpreter('dist_train.sh') == 'path-python'
+    # An active virtual environment comes before PATH...
+    stub(tmp_path / 'active' / 'bin' / 'python', 'active-venv')
+    assert interpreter('dist_train.sh', VIRTUAL_ENV=str(tmp_path / 'active')) == 'active-venv'
+    # ...and the repository's .venv before both; PYTHON= overrides everything.
+    stub(repo / '.venv' / 'bin' / 'python', 'repo-venv')
+    stub(tmp_path / 'chosen', 'chosen-python')
+    for script in LAUNCHERS:
+        assert interpreter(script, VIRTUAL_ENV=str(tmp_path / 'active')) == 'repo-venv', script
+        assert interpreter(script, PYTHON=str(tmp_path / 'chosen')) == 'chosen-python', script

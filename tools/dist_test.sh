@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Distributed testing with torchrun.
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py options...]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node. PYTHON picks the interpreter.
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node. The interpreter: PYTHON, else the
+# repository's .venv, else the active virtual environment (tools/select_python.sh).
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
     echo "usage: $0 CONFIG CHECKPOINT GPUS [test.py options...]" >&2
@@ -15,8 +16,9 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
 TOOLS_DIR="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tools/select_python.sh
+source "${TOOLS_DIR}/select_python.sh"
 
 set -x
 PYTHONPATH="${TOOLS_DIR}/..${PYTHONPATH:+:${PYTHONPATH}}" \

@@ -2,6 +2,8 @@
 # Testing on a Slurm cluster, one task per GPU.
 #   [GPUS=8] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
 #     bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options...]
+# The interpreter: PYTHON, else the repository's .venv, else the active virtual environment
+# (tools/select_python.sh).
 set -euo pipefail
 if [[ $# -lt 4 ]]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [test.py options...]" >&2
@@ -16,8 +18,9 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
 TOOLS_DIR="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tools/select_python.sh
+source "${TOOLS_DIR}/select_python.sh"
 export MASTER_PORT=${MASTER_PORT:-$((12000 + RANDOM % 20000))}
 
 set -x

@@ -2,6 +2,8 @@
 # Training on a Slurm cluster, one task per GPU.
 #   [GPUS=16] [GPUS_PER_NODE=8] [CPUS_PER_TASK=5] [SRUN_ARGS=...] \
 #     bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options...]
+# The interpreter: PYTHON, else the repository's .venv, else the active virtual environment
+# (tools/select_python.sh).
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG [train.py options...]" >&2
@@ -15,8 +17,9 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
 TOOLS_DIR="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tools/select_python.sh
+source "${TOOLS_DIR}/select_python.sh"
 # MMEngine's slurm launcher reads MASTER_PORT; a random one lets several jobs share a node.
 export MASTER_PORT=${MASTER_PORT:-$((12000 + RANDOM % 20000))}
 
