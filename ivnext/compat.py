@@ -20,6 +20,13 @@ Import-time fixes:
   fails. When that package is missing, a module is installed in its place whose ``DRN`` raises a clear error if
   anyone builds it. *Safe:* it only exists where the real module is absent, and fails loudly when used.
   *Remove when* the pinned mmaction2 wheel ships ``localizers/drn`` (or mmaction2 is installed from source).
+* **mmaction2's multimodal models without timm** (:func:`patch_mmaction_multimodal_without_timm`). mmaction2
+  imports its VindLU models whenever ``transformers`` is installed (``WITH_MULTIMODAL``), but they also import
+  ``timm``, which mmaction2 does not declare; so ``import mmaction.models`` (and ``import ivnext``) fails with
+  ``No module named 'timm'`` in a clean install. Where timm is missing, ``WITH_MULTIMODAL`` is set False before
+  ``mmaction.models`` is imported: mmaction2 then registers its own placeholders for the three VindLU models,
+  which raise an ImportError naming the install when built. *Safe:* only where the import would have failed;
+  with timm installed nothing changes. *Remove when* mmaction2 declares timm or checks for it.
 * **mmaction2's vendored BERT on transformers 4.5x** (:func:`patch_transformers_reexports`). ``mmaction.models``
   (its VindLU model) imports ``apply_chunking_to_forward``, ``find_pruneable_heads_and_indices`` and
   ``prune_linear_layer`` from ``transformers.modeling_utils``; newer transformers keep them only in
@@ -212,6 +219,23 @@ def find_pruneable_heads_and_indices(heads: Iterable[int], n_heads: int, head_si
     return heads, index
 
 
+def patch_mmaction_multimodal_without_timm() -> bool:
+    """Let ``mmaction.models`` import without timm by using mmaction2's own multimodal placeholders.
+
+    Returns:
+        bool: True if mmaction2's ``WITH_MULTIMODAL`` was switched off (timm missing, mmaction.models not imported).
+    """
+    if importlib.util.find_spec('timm') is not None or importlib.util.find_spec('mmaction') is None:
+        return False
+    if 'mmaction.models' in sys.modules:
+        return False
+    dependency = importlib.import_module('mmaction.utils.dependency')
+    if not getattr(dependency, 'WITH_MULTIMODAL', False):
+        return False
+    dependency.WITH_MULTIMODAL = False
+    return True
+
+
 def patch_transformers_reexports() -> None:
     """Give ``transformers.modeling_utils`` the helpers mmaction2's vendored BERT imports from it.
 
@@ -372,6 +396,7 @@ def apply_all() -> None:
     defer_deepspeed_import()
     guard_torchvision_import()
     patch_mmaction_missing_drn()
+    patch_mmaction_multimodal_without_timm()
     patch_transformers_reexports()
     patch_mmaction_numpy_aliases()
     patch_deepspeed_optimizer_registration()

@@ -141,3 +141,44 @@ def test_deepspeed_optimizers_register_with_and_without_the_one_bit_module():
     assert compat.registration_without_one_bit(without_one_bit)() == ['DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb']
     with pytest.raises(ModuleNotFoundError, match='deepspeed.ops'):
         compat.registration_without_one_bit(other_error)()
+
+
+TIMM_MISSING = r'''
+import importlib.util, sys
+real_find_spec = importlib.util.find_spec
+
+
+class NoTimm:
+    """As if timm were not installed: no spec, and importing it fails."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == 'timm' or name.startswith('timm.'):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+importlib.util.find_spec = lambda name, *a: None if name.split('.')[0] == 'timm' else real_find_spec(name, *a)
+sys.meta_path.insert(0, NoTimm())
+import ivnext
+from mmaction.registry import MODELS
+from mmaction.utils import dependency
+assert 'timm' not in sys.modules and dependency.WITH_MULTIMODAL is False
+try:
+    MODELS.build(dict(type='VindLURetrieval'))
+except ImportError as err:
+    assert 'multimodal' in str(err), err
+else:
+    raise AssertionError('the VindLU placeholder built')
+MODELS.build(dict(type='InternVideoNextViT', arch=dict(embed_dims=16, num_layers=1, num_heads=2), img_size=28,
+                  num_frames=2, use_flash_attn=False))
+print('OK')
+'''
+
+
+def test_import_without_timm_uses_mmaction_multimodal_placeholders(tmp_path):
+    """mmaction2 imports timm for VindLU without declaring it; without timm, `import ivnext` still works."""
+    import subprocess
+    script = tmp_path / 'no_timm.py'
+    script.write_text(TIMM_MISSING)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip().endswith('OK'), out.stderr[-3000:]
+    assert compat.patch_mmaction_multimodal_without_timm() is False  # timm installed here: nothing to do
