@@ -149,4 +149,6 @@ default_hooks = dict(
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1,
                     save_last=True, save_best=None))
 log_processor = dict(by_epoch=False, window_size=5)
+# Reconstruction grids of two clips every 100 iterations (10 DDIM steps); the run's random draws are unchanged.
+custom_hooks = [dict(type='ReconstructionVisHook', interval=100, num_clips=2, num_inference_steps=10)]
 randomness = dict(seed=0)

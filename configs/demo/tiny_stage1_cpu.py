@@ -77,4 +77,6 @@ default_hooks = dict(
     logger=dict(interval=1),
     checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, interval=2, max_keep_ckpts=3, save_best=None))
 log_processor = dict(by_epoch=False, window_size=1)
+# Reconstruction grids every 2 iterations (with --tensorboard: `tensorboard --logdir work_dirs/tiny_stage1`).
+custom_hooks = [dict(type='ReconstructionVisHook', interval=2, num_clips=2, num_inference_steps=4)]
 randomness = dict(seed=0)

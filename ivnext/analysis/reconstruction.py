@@ -7,7 +7,7 @@ model's masker (semantic-aware masks need the teacher) and decoded by its pixel 
 """
 import os
 import os.path as osp
-from typing import Dict, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -17,12 +17,9 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 import ivnext.datasets  # noqa: F401  (the pipeline transforms of the config)
-from ivnext.models.utils import unpatchify
+from ivnext.hooks.reconstruction_vis_hook import make_grid, reconstruction_rows
 from ivnext.utils.checkpoint import (CheckpointMismatchError, fit_report, format_fit_report, read_state_dict,
                                      strip_prefixes)
-
-LABEL_WIDTH = 96
-ROW_NAMES = ('original', 'masked', 'reconstructed')
 
 
 def load_model(cfg: Config, checkpoint: str, device: str, trusted: bool = False,
@@ -66,28 +63,6 @@ def read_clip(cfg: Config, model: torch.nn.Module, video: str) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2).unsqueeze(0)
 
 
-def to_uint8(clip: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Normalised (3, T, H, W) -> uint8 frames (T, H, W, 3)."""
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1, 1)
-    pixels = (clip.float().cpu() * std_t + mean_t).clamp(0, 255).round().byte()
-    return pixels.permute(1, 2, 3, 0).numpy()
-
-
-def make_grid(rows: Dict[str, np.ndarray], gap: int = 2) -> np.ndarray:
-    """Rows of frames (T, H, W, 3) side by side, a label column on the left; RGB uint8."""
-    import cv2
-    t, h, w, _ = next(iter(rows.values())).shape
-    canvas = np.full((len(rows) * (h + gap) + gap, LABEL_WIDTH + t * (w + gap) + gap, 3), 255, np.uint8)
-    for r, (name, frames) in enumerate(rows.items()):
-        y = gap + r * (h + gap)
-        cv2.putText(canvas, name, (4, y + h // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-        for i in range(t):
-            x = LABEL_WIDTH + gap + i * (w + gap)
-            canvas[y:y + h, x:x + w] = frames[i]
-    return canvas
-
-
 def visualize(cfg: Config, checkpoint: str, video: str, out: str, steps: Optional[int] = None, seed: int = 0,
               device: str = 'cpu', trusted: bool = False, partial: bool = False) -> np.ndarray:
     """Write the grid PNG to ``out`` and return it (RGB uint8)."""
@@ -100,18 +75,9 @@ def visualize(cfg: Config, checkpoint: str, video: str, out: str, steps: Optiona
     generator = torch.Generator(device=clips.device).manual_seed(seed)
     torch.manual_seed(seed)
     result = model.reconstruct(clips, num_inference_steps=steps, generator=generator)
-    backbone = model.backbone
-    p, u, grid = backbone.patch_size, backbone.tubelet_size, tuple(result['grid'])
-    mask = result['mask'][0].view(grid).float()
-    mask = mask.repeat_interleave(u, 0).repeat_interleave(p, 1).repeat_interleave(p, 2).bool()  # (T, H, W)
-    original = unpatchify(result['target'], grid, p, u)[0]
-    recon = unpatchify(result['reconstruction'], grid, p, u)[0]
     pre = cfg.model.data_preprocessor
     mean, std = pre.get('mean', (0., 0., 0.)), pre.get('std', (1., 1., 1.))
-    frames = to_uint8(original, mean, std)
-    masked = frames.copy()
-    masked[mask.cpu().numpy()] = 127
-    rows = dict(zip(ROW_NAMES, (frames, masked, to_uint8(recon, mean, std))))
+    rows = reconstruction_rows(result, 0, model.backbone.patch_size, model.backbone.tubelet_size, mean, std)
     grid_img = make_grid(rows)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     if not cv2.imwrite(out, cv2.cvtColor(grid_img, cv2.COLOR_RGB2BGR)):

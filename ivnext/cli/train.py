@@ -3,8 +3,11 @@
 ``parse_args`` and ``merge_args`` turn the command line into the runner's config; ``main`` trains.
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
+import sys
+from typing import Optional
 
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
 import torch
@@ -32,6 +35,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--diff-rank-seed', action='store_true', help='use a different seed on each rank')
     parser.add_argument('--deterministic', action='store_true', help='deterministic cuDNN algorithms')
     add_loading_arguments(parser)
+    parser.add_argument('--tensorboard', action='store_true',
+                        help='also log to TensorBoard: event files in <work-dir>/<timestamp>/vis_data/ '
+                        '(`tensorboard --logdir <work-dir>`)')
+    parser.add_argument('--wandb', nargs='?', const='', default=None, metavar='PROJECT',
+                        help='also log to Weights & Biases (needs `pip install wandb`), in PROJECT if given '
+                        '(otherwise $WANDB_PROJECT or W&B\'s default)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, key=value (nested keys with dots, lists as key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -80,12 +89,53 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             raise ValueError('--auto-scale-lr needs `auto_scale_lr = dict(base_batch_size=...)` in the config.')
         cfg.auto_scale_lr.enable = True
 
+    add_vis_backends(cfg, tensorboard=args.tensorboard, wandb_project=args.wandb)
+
     if cfg.get('randomness', None) is None:
         cfg.randomness = ConfigDict(seed=args.seed, diff_rank_seed=args.diff_rank_seed,
                                     deterministic=args.deterministic)
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def _require(package: str, flag: str) -> None:
+    """Stop with the install command when ``package`` cannot be imported."""
+    if package in sys.modules:
+        return
+    if importlib.util.find_spec(package) is None:
+        raise SystemExit(f'{flag} needs the {package} package: pip install {package}')
+
+
+def add_vis_backends(cfg: Config, tensorboard: bool = False, wandb_project: Optional[str] = None) -> Config:
+    """Append MMEngine's TensorBoard / W&B backends to ``cfg.visualizer.vis_backends`` (kept once each).
+
+    The backends receive what the runner's visualizer records: the logged scalars (losses, learning rate,
+    gradient norm, validation metrics), the config, and images such as ``ReconstructionVisHook``'s grids.
+
+    Args:
+        cfg: The run's config; a config without ``visualizer`` gets mmaction2's with MMEngine's local backend.
+        tensorboard: Add ``TensorboardVisBackend`` (event files next to the local backend's files).
+        wandb_project: Add ``WandbVisBackend`` when not None; a non-empty string names the W&B project.
+
+    Returns:
+        Config: ``cfg``, changed in place.
+    """
+    if not tensorboard and wandb_project is None:
+        return cfg
+    if cfg.get('visualizer', None) is None:
+        cfg.visualizer = ConfigDict(type='ActionVisualizer', vis_backends=[dict(type='LocalVisBackend')])
+    backends = list(cfg.visualizer.get('vis_backends', None) or [dict(type='LocalVisBackend')])
+    present = {b.get('type') for b in backends}
+    if tensorboard and 'TensorboardVisBackend' not in present:
+        _require('tensorboard', '--tensorboard')
+        backends.append(dict(type='TensorboardVisBackend'))
+    if wandb_project is not None and 'WandbVisBackend' not in present:
+        _require('wandb', '--wandb')
+        backends.append(dict(type='WandbVisBackend',
+                             init_kwargs=dict(project=wandb_project) if wandb_project else None))
+    cfg.visualizer.vis_backends = backends
     return cfg
 
 

@@ -77,3 +77,7 @@ model = dict(
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         format_shape='NCTHW'))
+
+# Original / masked / reconstructed frames of two clips in the visualisation backends (TensorBoard, W&B, PNGs)
+# every 1000 iterations, with 10 DDIM steps; the training's random draws and losses are unchanged.
+custom_hooks = [dict(type='ReconstructionVisHook', interval=1000, num_clips=2, num_inference_steps=10)]

@@ -98,11 +98,18 @@ class InternVideoNextStage1(BasePretrainer):
                              "teacher.image_size so that image_size / teacher patch == clip size / student patch")
         return targets
 
-    def sample_mask(self, clips: torch.Tensor, targets: Optional[Dict]) -> TokenMask:
-        """The step's token mask; importance-driven maskers read the teacher's map."""
+    def sample_mask(self, clips: torch.Tensor, targets: Optional[Dict],
+                    generator: Optional[torch.Generator] = None) -> TokenMask:
+        """The step's token mask; importance-driven maskers read the teacher's map.
+
+        Args:
+            clips: Normalised clips (B, 3, T, H, W).
+            targets: :meth:`teacher_targets` output, or None without a teacher.
+            generator: Optional torch generator on the clips' device (default: torch's global one).
+        """
         importance = targets['importance'] if targets is not None else None
         return self.masker.sample(clips.shape[0], self.backbone.grid_of(clips), importance=importance,
-                                  device=clips.device)
+                                  device=clips.device, generator=generator)
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[list] = None) -> Dict[str, torch.Tensor]:
         """Named loss terms of one Stage-1 step.
