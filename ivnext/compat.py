@@ -62,6 +62,11 @@ Import-time fixes:
   exist registered (``DeepSpeedCPUAdam``, ``FusedAdam``, ``FusedLamb``). *Safe:* with DeepSpeed < 0.19.7 MMEngine's
   function runs unchanged; DeepSpeed is not imported before a strategy needs it. *Remove when* MMEngine imports
   the 1-bit optimizers only where they exist.
+* **Import warnings that do not concern ivnext** (:data:`IMPORT_WARNINGS`, filtered by ``ivnext/__init__.py``
+  only while ivnext imports). mmcv-lite warns that its CUDA deformable attention is missing (ivnext and the
+  mmaction2 models it uses never call it), and timm >= 0.9 warns that mmaction2 imports ``timm.models.layers``.
+  *Safe:* ``warnings.catch_warnings`` restores the user's filters after the import; the same warnings raised by
+  the user's own code later are shown as before. *Remove when* mmaction2 / mmcv stop raising them.
 * **No checkpoint loader is replaced.** MMEngine's loader keeps torch's ``weights_only=True`` default; ivnext's
   own training checkpoints load weights-only through ``ivnext.utils.checkpoint.checkpoint_load_scope`` (an
   allow-list active only inside ivnext's load calls), and a full unpickle needs an explicit per-call opt-in.
@@ -95,6 +100,12 @@ from typing import Any, Callable, Iterable, Optional, Set, Tuple
 import torch
 
 _APPLIED = False
+
+# (category, message regex) of third-party warnings raised while ivnext imports mmaction2 that concern no use of it.
+IMPORT_WARNINGS = (
+    (UserWarning, r'Fail to import ``MultiScaleDeformableAttention``'),  # mmcv-lite: no CUDA ops
+    (FutureWarning, r'Importing from timm\.models\.layers is deprecated'),  # mmaction2's VindLU on timm >= 0.9
+)
 
 
 def guard_torchvision_import() -> bool:

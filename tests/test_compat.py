@@ -182,3 +182,28 @@ def test_import_without_timm_uses_mmaction_multimodal_placeholders(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip().endswith('OK'), out.stderr[-3000:]
     assert compat.patch_mmaction_multimodal_without_timm() is False  # timm installed here: nothing to do
+
+
+def test_import_filters_only_its_listed_warnings_and_only_while_importing(tmp_path):
+    """`import ivnext` shows neither mmcv-lite's nor timm's import warning, and leaves the user's filters as they
+    were: the same warnings raised afterwards are shown."""
+    import subprocess
+    script = tmp_path / 'warnings_check.py'
+    script.write_text(r'''
+import warnings
+warnings.simplefilter('always')
+before = list(warnings.filters)
+with warnings.catch_warnings(record=True) as caught:
+    import ivnext
+assert list(warnings.filters) == before, 'ivnext changed the warning filters'
+shown = [str(w.message) for w in caught]
+assert not any('MultiScaleDeformableAttention' in m or 'timm.models.layers' in m for m in shown), shown
+from ivnext.compat import IMPORT_WARNINGS
+with warnings.catch_warnings(record=True) as later:
+    for category, message in IMPORT_WARNINGS:
+        warnings.warn(message.replace('\\', ''), category)
+assert len(later) == len(IMPORT_WARNINGS), later
+print('OK')
+''')
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip().endswith('OK'), out.stderr[-3000:]
