@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ivnext.models.backbones import InternVideoNextViT
+from ivnext.models.backbones import InternVideoNextViT, TransformersBackbone
 from ivnext.video import VideoReader, open_video, plan_windows, uniform_clip_by_time
 
 CONFIG_NAME = 'config.json'
@@ -104,10 +104,12 @@ class ArrayVideo(VideoReader):
 
 
 class VideoEncoder(nn.Module):
-    """InternVideo-Next encoder with its preprocessing.
+    """InternVideo-Next encoder (or a transformers encoder behind :class:`TransformersBackbone`) with its
+    preprocessing.
 
     Args:
-        encoder: :class:`InternVideoNextViT` constructor arguments (``arch`` as a dict of sizes).
+        encoder: :class:`InternVideoNextViT` constructor arguments (``arch`` as a dict of sizes), or
+            ``dict(type='TransformersBackbone', ...)`` with that class's arguments.
         preprocessing: Frame sampling and image preprocessing.
     """
 
@@ -116,14 +118,22 @@ class VideoEncoder(nn.Module):
         self.encoder_config = dict(encoder)
         self.preprocessing = preprocessing or Preprocessing()
         kwargs = dict(self.encoder_config)
-        kwargs.update(out_type='tokens', out_indices=-1)
-        self.backbone = InternVideoNextViT(**kwargs)
+        backbone_type = kwargs.pop('type', 'InternVideoNextViT')
+        if backbone_type == 'TransformersBackbone':
+            kwargs.update(out_type='tokens')
+            self.backbone = TransformersBackbone(**kwargs)
+        elif backbone_type == 'InternVideoNextViT':
+            kwargs.update(out_type='tokens', out_indices=-1)
+            self.backbone = InternVideoNextViT(**kwargs)
+        else:
+            raise ValueError(f"encoder type must be 'InternVideoNextViT' or 'TransformersBackbone', got "
+                             f'{backbone_type!r}')
         self.eval()
 
     # ---------------------------------------------------------------- model
     @property
     def device(self) -> torch.device:
-        return self.backbone.cls_token.device
+        return next(self.backbone.parameters()).device
 
     def weights_fingerprint(self) -> str:
         """Identity of the encoder's weights: SHA-256 (first 16 hex digits) of its tensors' names, shapes, dtypes
@@ -138,7 +148,7 @@ class VideoEncoder(nn.Module):
     @property
     def has_projector(self) -> bool:
         """True when the attention-pooling clip projector exists (needed for 'pooled' features)."""
-        return self.backbone.clip_projector is not None
+        return getattr(self.backbone, 'clip_projector', None) is not None
 
     def feature_dim(self, output: str = 'pooled') -> int:
         """Width of ``output`` features."""
@@ -157,7 +167,8 @@ class VideoEncoder(nn.Module):
 
         Args:
             clips: (B, 3, T, H, W) normalised clips (see :meth:`preprocess`).
-            output: 'pooled' (B, clip dims), 'avg' (B, C) mean patch token, or 'tokens' (B, 4 + T'H'W', C).
+            output: 'pooled' (B, clip dims), 'avg' (B, C) mean patch token, or 'tokens' (B, P + T'H'W', C) with
+                the encoder's P prefix tokens (``backbone.num_cls_tokens``: 4 CLS tokens for InternVideo-Next).
         """
         self._check_output(output)
         tokens = self.backbone(clips)
@@ -291,7 +302,10 @@ class VideoEncoder(nn.Module):
     def config_dict(self) -> Dict:
         """The ``config.json`` content: encoder arguments and preprocessing."""
         import ivnext
-        return dict(model_type=MODEL_TYPE, ivnext_version=ivnext.__version__, encoder=self.encoder_config,
+        # A transformers encoder is saved with its whole config, so the folder rebuilds it on its own.
+        encoder = (self.backbone.export_config() if isinstance(self.backbone, TransformersBackbone)
+                   else self.encoder_config)
+        return dict(model_type=MODEL_TYPE, ivnext_version=ivnext.__version__, encoder=encoder,
                     preprocessing=asdict(self.preprocessing))
 
     def save_pretrained(self, folder: str) -> List[str]:

@@ -3,8 +3,11 @@
 Sources, tried in this order:
 
 1. a preset name (:data:`PRESETS`: the released Base / Large encoders; their weights come from the Hub cache);
-2. an existing folder: an ivnext ``save_pretrained`` folder (``config.json`` + ``model.safetensors``) or the
-   authors' released folder (``model.safetensors`` / ``pytorch_model.bin``, encoder keys);
+2. an existing folder: an ivnext ``save_pretrained`` folder (``config.json`` + ``model.safetensors``), a
+   transformers model folder of another encoder (V-JEPA 2, VideoMAE, TimeSformer, ViViT, VideoPrism, DINOv2,
+   SigLIP / SigLIP2, CLIP; ``config.json`` with its ``model_type``, read by
+   :class:`~ivnext.models.backbones.TransformersBackbone`), or the authors' released folder
+   (``model.safetensors`` / ``pytorch_model.bin``, encoder keys);
 3. an existing file: ``.safetensors`` / ``.bin`` / ``.pt`` / ``.pth`` holding an encoder under any prefix
    (released weights, ``tools/convert/export_backbone.py`` output, a recognizer, a Stage-1 / Stage-2 run);
 4. a Hub id ``owner/name``, resolved from the local Hugging Face cache (see :mod:`ivnext.api.hub`).
@@ -21,6 +24,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ivnext.models.backbones.internvideo_next_vit import ARCH_SETTINGS
+from ivnext.models.backbones.transformers_backbone import is_transformers_folder
 from ivnext.utils.checkpoint import adapt_pos_embed, read_state_dict
 
 from .encoder import Preprocessing, VideoEncoder, read_ivnext_config
@@ -134,6 +138,23 @@ def resolve_source(source: str, cache_dir: Optional[str] = None, revision: Optio
                             'Hugging Face id (owner/name)')
 
 
+def load_transformers_encoder(folder: str, device: Union[str, torch.device] = 'cpu', **preprocessing) -> VideoEncoder:
+    """A transformers model folder (V-JEPA 2, VideoMAE, DINOv2, SigLIP, ...) as a :class:`VideoEncoder`.
+
+    The preprocessing defaults to the model's frames per clip, input side (resize = crop) and normalisation
+    (see :class:`~ivnext.models.backbones.TransformersBackbone`); keyword arguments override them.
+    """
+    model = VideoEncoder(dict(type='TransformersBackbone', pretrained=folder))
+    backbone = model.backbone
+    preprocessing.setdefault('num_frames', backbone.default_num_frames)
+    preprocessing.setdefault('crop', backbone.default_img_size)
+    preprocessing.setdefault('resize', preprocessing['crop'])
+    preprocessing.setdefault('mean', backbone.mean)
+    preprocessing.setdefault('std', backbone.std)
+    model.preprocessing = Preprocessing(**preprocessing)
+    return model.to(device).eval()
+
+
 def load_encoder(source: str, *, pretrained: bool = True, device: Union[str, torch.device] = 'cpu',
                  trust_checkpoint: bool = False, cache_dir: Optional[str] = None, revision: Optional[str] = None,
                  allow_download: bool = False, prefix: Optional[str] = None, num_heads: Optional[int] = None,
@@ -170,6 +191,8 @@ def load_encoder(source: str, *, pretrained: bool = True, device: Union[str, tor
     path, _ = resolve_source(source, cache_dir, revision, allow_download)
     if osp.isdir(path) and read_ivnext_config(path) is not None:
         return VideoEncoder.from_pretrained(path, device, **preprocessing)
+    if is_transformers_folder(path):
+        return load_transformers_encoder(path, device, **preprocessing)
     try:
         # Second argument: the reader's opt-in to checkpoints that pickle Python objects (off by default).
         state = read_state_dict(path, trust_checkpoint)

@@ -20,7 +20,8 @@ config's test (or val/train) pipeline:
 
 Feature shapes: ``pooled`` (N, V, clip_embed_dims) from the clip projector, ``avg`` (N, V, C) mean patch token,
 ``tokens`` (N, V, num_cls + T'H'W', C); V = views per clip (e.g. 3 with ThreeCrop), or no V axis with
-``--average-views``.
+``--average-views``. Other encoders work in both modes: a transformers model folder as SOURCE (``--videos``), or
+a config whose ``model.backbone`` is a ``TransformersBackbone`` (``avg`` / ``tokens``; num_cls = its prefix tokens).
 
 Examples::
 
@@ -53,6 +54,9 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 MODES = ('pooled', 'tokens', 'avg')
+# Backbones whose output the dataset mode saves (a TransformersBackbone builds from its own pretrained folder or
+# model_config; a CHECKPOINT then replaces its weights).
+BACKBONES = ('InternVideoNextViT', 'TransformersBackbone')
 SUFFIXES = ('.npy', '.npz', '.pt', '.pth')
 
 
@@ -74,12 +78,16 @@ def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str,
                 trusted: bool = False) -> torch.nn.Module:
     """The config's model with the backbone set to ``out_type=mode`` and its weights loaded, in eval mode."""
     backbone_cfg = cfg.model.backbone
-    if backbone_cfg.get('type') != 'InternVideoNextViT':
-        raise ValueError(f"model.backbone.type must be 'InternVideoNextViT', got {backbone_cfg.get('type')!r}")
+    backbone_type = backbone_cfg.get('type')
+    if backbone_type not in BACKBONES:
+        raise ValueError(f'model.backbone.type must be one of {BACKBONES}, got {backbone_type!r}')
+    if backbone_type == 'TransformersBackbone' and mode == 'pooled':
+        raise ValueError('--mode pooled needs the InternVideo-Next clip projector; a TransformersBackbone has none: '
+                         'use --mode avg or --mode tokens')
     backbone_cfg.out_type = mode
     if mode == 'pooled':
         backbone_cfg.with_clip_projector = True
-    if checkpoint is not None:
+    if checkpoint is not None and backbone_type == 'InternVideoNextViT':
         backbone_cfg.pretrained = None
     model = MODELS.build(cfg.model)
     if checkpoint is not None:
@@ -209,7 +217,7 @@ def _parser(description: str, prog: Optional[str]) -> argparse.ArgumentParser:
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     """The parser of the dataset mode (``CONFIG CHECKPOINT --out OUT``)."""
     parser = _parser("a config's dataset: CONFIG CHECKPOINT --out OUT [dataset options]", prog)
-    parser.add_argument('config', help='config whose model.backbone is InternVideoNextViT')
+    parser.add_argument('config', help='config whose model.backbone is InternVideoNextViT or TransformersBackbone')
     parser.add_argument('checkpoint', help="encoder / recognizer / training checkpoint, or 'none' for the "
                         "config's model.backbone.pretrained")
     parser.add_argument('--out', required=True, help='output .npy (+ _labels.npy), .npz or .pt')
@@ -232,7 +240,8 @@ def build_window_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                      'A rerun into the same --out-dir skips the videos already done when the settings that shape the\n'
                      'features (weights, preprocessing, output, window, stride, precision, dtype) are unchanged; a\n'
                      'changed setting stops the run: use another --out-dir, or --no-resume to recompute.', prog)
-    parser.add_argument('source', help='preset name, encoder folder, checkpoint file, or Hugging Face id')
+    parser.add_argument('source', help='preset name, encoder folder (ivnext or transformers), checkpoint file, or '
+                        'Hugging Face id')
     parser.add_argument('--videos', required=True, help='folder of videos (recursive) or a list file (path per line)')
     parser.add_argument('--out-dir', required=True, help='output folder (features/, index.json, bad_videos.txt)')
     parser.add_argument('--root', default=None, help='folder the video ids are relative to (default: --videos)')
