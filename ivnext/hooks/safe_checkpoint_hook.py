@@ -128,7 +128,8 @@ class SafeCheckpointHook(CheckpointHook):
       (with ``num_workers=0``; worker processes reseed at each loader start).
     * **Safe loading.** The runner's checkpoint loads (``load_from``, ``resume``, ``tools/test.py``) are
       weights-only with the allow-list of :func:`ivnext.utils.checkpoint.checkpoint_load_scope`; the config
-      field ``trust_checkpoint = True`` (``--trust-checkpoint``) unpickles in full.
+      field ``trust_checkpoint = True`` (``--trust-checkpoint``) unpickles in full (:func:`install_safe_loading`,
+      which ivnext's tools also apply to runners whose config keeps MMEngine's ``CheckpointHook``).
     * **Wrong weights never score.** A loaded checkpoint whose ``state_dict`` lacks model keys, has extra ones
       or other shapes stops the run with the key names, unless ``allow_partial_load = True``
       (``--partial-load``).
@@ -151,28 +152,16 @@ class SafeCheckpointHook(CheckpointHook):
         self.prepare_loading(runner)
 
     def prepare_loading(self, runner) -> None:
-        """Wrap ``runner.load_checkpoint`` in the safe load scope and pick the checkpoint ``resume`` continues from.
+        """Make the runner's loads safe (:func:`install_safe_loading`) and pick the checkpoint ``resume`` continues
+        from.
 
         ``Runner`` loads after ``before_run``; MMEngine's ``FlexibleRunner`` loads before it, so ivnext's tools
         call this right after building the runner (see :func:`prepare_runner_loading`). Runs once per runner.
         """
-        if getattr(runner, '_ivnext_safe_loading', False):
+        install_safe_loading(runner)
+        if getattr(runner, '_ivnext_resume_chosen', False):
             return
-        runner._ivnext_safe_loading = True
-        trusted = bool(runner.cfg.get('trust_checkpoint', False))
-        load = runner.load_checkpoint
-
-        def load_checkpoint(filename: str, *args, **kwargs):
-            with checkpoint_load_scope(trusted):
-                try:
-                    return load(filename, *args, **kwargs)
-                except UntrustedCheckpointError:
-                    raise
-                except pickle.UnpicklingError as err:
-                    raise UntrustedCheckpointError(refusal_message(filename, err, TRUST_OPT_IN)) from None
-
-        # Only this runner's loads are wrapped; MMEngine's loader for everyone else stays as it is.
-        runner.load_checkpoint = load_checkpoint
+        runner._ivnext_resume_chosen = True
         # MMEngine reads ``resume``/``load_from`` from these attributes in ``load_or_resume`` (no public setter).
         if runner._resume is True and runner._load_from is None:
             directory = self._checkpoint_dir(runner)
@@ -282,6 +271,37 @@ class SafeCheckpointHook(CheckpointHook):
         self._rng_states = None
 
 
+def install_safe_loading(runner) -> None:
+    """Load the runner's checkpoints safely, whichever checkpoint hook its config uses.
+
+    ``runner.load_checkpoint`` (``load_from``, ``tools/test.py``) and ``runner.resume`` (``--resume``; under
+    ``FlexibleRunner`` its strategy loads the file itself) are wrapped, on this runner only, in
+    :func:`ivnext.utils.checkpoint.checkpoint_load_scope`: weights-only with the allow-list of MMEngine's
+    checkpoint types, or, with the config field ``trust_checkpoint = True`` (``--trust-checkpoint``), unpickled in
+    full. A file refused by the weights-only load raises :class:`UntrustedCheckpointError` naming the file and the
+    opt-in. MMEngine's loader for everyone else in the process stays as it is. Runs once per runner.
+    """
+    if getattr(runner, '_ivnext_safe_loading', False):
+        return
+    runner._ivnext_safe_loading = True
+    trusted = bool(runner.cfg.get('trust_checkpoint', False))
+
+    def in_load_scope(load: Callable) -> Callable:
+        def load_safely(filename: str, *args, **kwargs):
+            with checkpoint_load_scope(trusted):
+                try:
+                    return load(filename, *args, **kwargs)
+                except UntrustedCheckpointError:
+                    raise
+                except pickle.UnpicklingError as err:
+                    raise UntrustedCheckpointError(refusal_message(filename, err, TRUST_OPT_IN)) from None
+
+        return load_safely
+
+    runner.load_checkpoint = in_load_scope(runner.load_checkpoint)
+    runner.resume = in_load_scope(runner.resume)
+
+
 def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the tools' checkpoint-loading flags: ``--trust-checkpoint`` and ``--partial-load``."""
     parser.add_argument('--trust-checkpoint', action='store_true',
@@ -301,7 +321,13 @@ def apply_loading_arguments(cfg, args: argparse.Namespace) -> None:
 
 
 def prepare_runner_loading(runner) -> None:
-    """Apply :meth:`SafeCheckpointHook.prepare_loading` of the runner's checkpoint hook now, if it has one."""
+    """Make a runner built by ivnext's tools load safely before it loads anything.
+
+    :func:`install_safe_loading` applies to every runner (a config with MMEngine's own ``CheckpointHook`` too);
+    a ``SafeCheckpointHook`` also picks the checkpoint ``--resume`` continues from
+    (:meth:`SafeCheckpointHook.prepare_loading`).
+    """
+    install_safe_loading(runner)
     for hook in runner.hooks:
         if isinstance(hook, SafeCheckpointHook):
             hook.prepare_loading(runner)

@@ -1,8 +1,9 @@
 """Reading checkpoints safely, and loading encoder weights (the authors' releases, ivnext / mmaction2 checkpoints).
 
 Every file is read with ``torch.load(weights_only=True)``: tensors, containers and plain Python values only, so
-a checkpoint cannot run code. MMEngine training checkpoints written by ivnext also hold a message hub (MMEngine
-``HistoryBuffer`` objects holding numpy arrays); exactly those types are allowed, and only inside
+a checkpoint cannot run code. MMEngine training checkpoints (written by MMEngine's ``CheckpointHook`` or ivnext's
+``SafeCheckpointHook``) also hold a message hub (MMEngine ``HistoryBuffer`` objects holding numpy arrays) and
+scheduler states; exactly those types are allowed (:func:`mmengine_checkpoint_globals`), and only inside
 :func:`checkpoint_load_scope` (ivnext's own load calls), never process-wide. A file that needs anything else is
 refused with an :class:`UntrustedCheckpointError` naming the opt-in of that call (``--trust-checkpoint``, a config
 field such as ``trust_checkpoint=True``); with the opt-in it is unpickled in full.
@@ -50,14 +51,25 @@ def _history_buffer_statistic(owner: Any, name: str) -> Any:
     raise pickle.UnpicklingError(f'getattr({owner!r}, {name!r}) is not allowed in a weights-only checkpoint')
 
 
-def mmengine_checkpoint_globals() -> List[Any]:
-    """The non-tensor types in MMEngine training checkpoints, as ivnext's runs write them.
+# Plain numbers: the dtypes a message hub's numpy arrays and scalars may have.
+NUMPY_DTYPE_NAMES = ('bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64', 'float16',
+                     'float32', 'float64', 'longdouble', 'complex64', 'complex128')
 
-    The message hub stores ``HistoryBuffer`` objects (logged scalars as numpy arrays, and their statistics methods
-    by name) and numpy scalars (``numpy.core.multiarray.scalar`` of a dtype); FlexibleRunner (DeepSpeed) checkpoints
-    also hold MMEngine ``ConfigDict`` s (a ``dict`` subclass filled item by item). Rebuilding these only allocates
-    arrays of plain numbers and dictionaries of already-allowed values; they run no code of the file's choosing.
-    Anything else stays refused.
+
+def mmengine_checkpoint_globals() -> List[Any]:
+    """The non-tensor types in MMEngine training checkpoints: what MMEngine's ``CheckpointHook`` and ivnext's
+    ``SafeCheckpointHook`` write.
+
+    - The message hub stores ``HistoryBuffer`` objects (logged scalars as numpy arrays, and their statistics
+      methods by name) and numpy scalars (``multiarray.scalar`` of a dtype), e.g. ``eta`` and ``best_score``.
+    - FlexibleRunner (DeepSpeed) checkpoints hold MMEngine ``ConfigDict`` s (a ``dict`` subclass filled item by
+      item).
+    - numpy >= 2 writes its array and scalar rebuilders as ``numpy._core.multiarray.*``, numpy 1 as
+      ``numpy.core.multiarray.*``: both names are accepted, so a checkpoint written under either loads.
+
+    Rebuilding these only allocates arrays of plain numbers and dictionaries of already-allowed values; they run no
+    code of the file's choosing. Anything else stays refused, except what torch's weights-only load allows itself
+    (tensors, containers, ``collections.OrderedDict`` / ``Counter``: the milestones of ``MultiStepLR``).
     """
     import numpy as np
     from mmengine.config import ConfigDict
@@ -66,9 +78,10 @@ def mmengine_checkpoint_globals() -> List[Any]:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
-    dtypes = [type(np.dtype(name)) for name in ('float64', 'float32', 'float16', 'int64', 'int32', 'int16',
-                                                 'int8', 'uint8', 'bool')]
-    return [HistoryBuffer, ConfigDict, _reconstruct, scalar, np.ndarray, np.dtype, *dtypes,
+    dtypes = list(dict.fromkeys(type(np.dtype(name)) for name in NUMPY_DTYPE_NAMES))
+    rebuilders = [(function, f'numpy.{package}.multiarray.{function.__name__}')
+                  for function in (_reconstruct, scalar) for package in ('_core', 'core')]
+    return [HistoryBuffer, ConfigDict, *rebuilders, np.ndarray, np.dtype, *dtypes,
             (_history_buffer_statistic, 'builtins.getattr')]
 
 
