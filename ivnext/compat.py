@@ -59,8 +59,10 @@ Import-time fixes:
   ``DeepSpeedStrategy`` registers DeepSpeed's optimizers with ``register_deepspeed_optimizers``, which imports
   ``deepspeed.runtime.fp16.onebit``; DeepSpeed 0.19.7 removed that module, so building the strategy fails.
   MMEngine's function is called first; only when it fails on that missing module are the optimizers that still
-  exist registered (``DeepSpeedCPUAdam``, ``FusedAdam``, ``FusedLamb``). *Safe:* with DeepSpeed < 0.19.7 MMEngine's
-  function runs unchanged; DeepSpeed is not imported before a strategy needs it. *Remove when* MMEngine imports
+  exist registered (``DeepSpeedCPUAdam``, ``FusedAdam``, ``FusedLamb``). MMEngine's function also fails when a
+  second ``DeepSpeedStrategy`` is built in one process (its optimizers are registered already): then the
+  registered names are returned. *Safe:* with DeepSpeed < 0.19.7 the first registration is MMEngine's own;
+  DeepSpeed is not imported before a strategy needs it. *Remove when* MMEngine imports
   the 1-bit optimizers only where they exist.
 * **Import warnings that do not concern ivnext** (:data:`IMPORT_WARNINGS`, filtered by ``ivnext/__init__.py``
   only while ivnext imports). mmcv-lite warns that its CUDA deformable attention is missing (ivnext and the
@@ -370,6 +372,10 @@ def patch_deepspeed_optimizer_registration() -> bool:
     return True
 
 
+# The optimizers MMEngine's register_deepspeed_optimizers registers (the last three need deepspeed < 0.19.7).
+DEEPSPEED_OPTIMIZERS = ('DeepSpeedCPUAdam', 'FusedAdam', 'FusedLamb', 'OnebitAdam', 'OnebitLamb', 'ZeroOneAdam')
+
+
 def registration_without_one_bit(original: Callable[[], list]) -> Callable[[], list]:
     """Wrap MMEngine's ``register_deepspeed_optimizers``: where ``deepspeed.runtime.fp16.onebit`` is missing
     (DeepSpeed >= 0.19.7), register the optimizers that remain instead of failing.
@@ -379,6 +385,9 @@ def registration_without_one_bit(original: Callable[[], list]) -> Callable[[], l
     """
 
     def register_deepspeed_optimizers() -> list:
+        from mmengine.registry import OPTIMIZERS
+        if 'DeepSpeedCPUAdam' in OPTIMIZERS.module_dict:  # a second DeepSpeedStrategy in this process
+            return [name for name in DEEPSPEED_OPTIMIZERS if name in OPTIMIZERS.module_dict]
         try:
             return original()
         except ModuleNotFoundError as err:
@@ -386,7 +395,6 @@ def registration_without_one_bit(original: Callable[[], list]) -> Callable[[], l
                 raise
         from deepspeed.ops.adam import DeepSpeedCPUAdam, FusedAdam
         from deepspeed.ops.lamb import FusedLamb
-        from mmengine.registry import OPTIMIZERS
         names = []
         for optimizer in (DeepSpeedCPUAdam, FusedAdam, FusedLamb):
             if optimizer.__name__ not in OPTIMIZERS:
