@@ -2,6 +2,7 @@
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
@@ -108,21 +109,26 @@ class PooledAlignmentHead(BaseModule):
 
     With ``target_dims`` set, the student embedding goes through an L2-normalised MLP decoder
     (Linear-GELU-Linear-LayerNorm) to the teacher width, as the release (``clip_teacher_final_dim=768``);
-    with ``target_dims=None`` it is compared directly (widths must match). Loss ``2 - 2 cos`` averaged over
-    the batch, times ``loss_weight``. The teacher target is its per-frame pooled embedding averaged over
-    frames (done by the caller/teacher).
+    with ``target_dims=None`` it is compared directly (widths must match). The teacher target is its per-frame
+    pooled embedding averaged over frames (done by the caller/teacher), a vector of norm <= 1. The loss, averaged
+    over the batch and times ``loss_weight``, is ``2 - 2 cos(s, t)`` with ``normalize_target`` (the paper's
+    cosine) or ``2 - 2 <s, t>`` with the unit-norm student ``s`` and the frame average ``t`` as it is, which
+    weighs a clip by how consistent its frames are (the release's engine).
 
     Args:
         in_dims: Student pooled width (the encoder's ``clip_embed_dims``).
         target_dims: Teacher pooled width, or None for no projection.
         loss_weight: Scale of ``loss_align_pooled``.
+        normalize_target: Compare with the unit-norm target (cosine, the paper) instead of the frame average as it
+            is (the release).
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, in_dims: int = 768, target_dims: Optional[int] = 768, loss_weight: float = 1.0,
-                 init_cfg=None):
+                 normalize_target: bool = True, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.loss_weight = loss_weight
+        self.normalize_target = normalize_target
         self.decoder = MLPDecoder(in_dims, target_dims, l2_normalize=True) if target_dims else nn.Identity()
 
     def forward(self, student_pooled: torch.Tensor) -> torch.Tensor:
@@ -139,4 +145,9 @@ class PooledAlignmentHead(BaseModule):
         Returns:
             dict: ``loss_align_pooled`` (scalar, weighted).
         """
-        return dict(loss_align_pooled=self.loss_weight * cosine_distance(self(student_pooled), teacher_pooled).mean())
+        pred = self(student_pooled)
+        if self.normalize_target:
+            dist = cosine_distance(pred, teacher_pooled)
+        else:
+            dist = 2 - 2 * (F.normalize(pred.float(), dim=-1, eps=1e-6) * teacher_pooled.float()).sum(-1)
+        return dict(loss_align_pooled=self.loss_weight * dist.mean())

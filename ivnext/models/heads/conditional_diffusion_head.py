@@ -128,6 +128,7 @@ class ConditionalDiffusionHead(BaseModule):
         loss_token_fraction: Fraction of the masked patches the loss trains on, a new random subset of the batch's
             rows every call (before ``diffusion_batch_mul``). 1.0 (release): all of them. Below 1 it trades
             decoder samples per step for step time, where the decoder's matrix products dominate a step (a CPU).
+        nll_cdf: Normal CDF of the t = 0 decoder NLL: 'tanh' (IDDPM's approximation, the release) or 'exact'.
         with_cp: Recompute denoiser blocks in the backward pass (activation checkpointing).
         denoiser_precision: 'autocast' (default): the denoiser follows the surrounding autocast (bf16 matmuls
             under the bf16 recipe). 'float32': the denoiser too runs with autocast off (about 10x slower matmuls on
@@ -140,7 +141,7 @@ class ConditionalDiffusionHead(BaseModule):
                  num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
                  num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
                  clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', loss_token_fraction: float = 1.0,
-                 with_cp: bool = False,
+                 nll_cdf: str = 'tanh', with_cp: bool = False,
                  denoiser_precision: str = 'autocast', init_cfg=None, grad_checkpointing: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
         with_cp = resolve_with_cp(with_cp, 'ConditionalDiffusionHead', grad_checkpointing=grad_checkpointing)
@@ -158,6 +159,9 @@ class ConditionalDiffusionHead(BaseModule):
         if sampler not in SAMPLERS:
             raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
         self.sampler = sampler
+        if nll_cdf not in ('tanh', 'exact'):
+            raise ValueError(f"nll_cdf must be 'tanh' or 'exact', got {nll_cdf!r}")
+        self.nll_cdf = nll_cdf
         if not 0.0 < loss_token_fraction <= 1.0:
             raise ValueError(f'loss_token_fraction must be in (0, 1], got {loss_token_fraction}')
         self.loss_token_fraction = float(loss_token_fraction)
@@ -178,14 +182,21 @@ class ConditionalDiffusionHead(BaseModule):
         self._register_posterior_buffers()
 
     def _register_posterior_buffers(self) -> None:
-        """Posterior q(x_{t-1} | x_t, x_0) coefficients from the scheduler's alphas_cumprod (float64 -> fp32)."""
-        ab = self.scheduler.alphas_cumprod.double()
+        """Forward-process and posterior q(x_{t-1} | x_t, x_0) coefficients, computed in float64, stored in fp32.
+
+        For the IDDPM cosine schedule the betas are computed here in float64 (as IDDPM and the release do);
+        diffusers builds them in fp32, and its ``alphas_cumprod`` then drifts by up to 1e-5 relative at the last
+        steps, where ``1 / sqrt(alphas_cumprod)`` reaches 2e4. Other schedules use the scheduler's values.
+        """
+        ab = self._alphas_cumprod_float64()
         ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
         betas = 1 - ab / ab_prev
         post_var = betas * (1 - ab_prev) / (1 - ab)
         buffers = dict(
             sqrt_ab=ab.sqrt(),
             sqrt_one_minus_ab=(1 - ab).sqrt(),
+            sqrt_recip_ab=ab.rsqrt(),
+            sqrt_recipm1_ab=(1 / ab - 1).sqrt(),
             log_betas=betas.log(),
             post_log_var=torch.cat([post_var[1:2], post_var[1:]]).log(),  # beta~_0 clipped to beta~_1 (IDDPM)
             post_coef_x0=betas * ab_prev.sqrt() / (1 - ab),
@@ -194,6 +205,16 @@ class ConditionalDiffusionHead(BaseModule):
         for name, value in buffers.items():
             self.register_buffer(name, value.float(), persistent=False)
         self._schedule_buffers = tuple(buffers)
+
+    def _alphas_cumprod_float64(self) -> torch.Tensor:
+        config = self.scheduler.config
+        if config.beta_schedule != 'squaredcos_cap_v2' or config.trained_betas is not None:
+            return self.scheduler.alphas_cumprod.double()
+        steps = config.num_train_timesteps
+        grid = torch.arange(steps + 1, dtype=torch.float64) / steps
+        alpha_bar = torch.cos((grid + 0.008) / 1.008 * math.pi / 2)**2
+        betas = (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+        return torch.cumprod(1 - betas, dim=0)
 
     def _apply(self, fn, recurse: bool = True):
         """Casts of the whole model (DeepSpeed / FSDP bf16) leave the schedule tables in fp32.
@@ -227,6 +248,10 @@ class ConditionalDiffusionHead(BaseModule):
     def _at(self, buffer: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return buffer[t].unsqueeze(-1)
 
+    def q_sample(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Noisy targets ``sqrt(ab_t) x0 + sqrt(1 - ab_t) noise``; x0, noise (N, D), t (N,)."""
+        return self._at(self.sqrt_ab, t) * x0 + self._at(self.sqrt_one_minus_ab, t) * noise
+
     def posterior(self, x0: torch.Tensor, xt: torch.Tensor, t: torch.Tensor):
         """Mean and (clipped) log-variance of q(x_{t-1} | x_t, x_0); x0, xt (N, D), t (N,)."""
         mean = self._at(self.post_coef_x0, t) * x0 + self._at(self.post_coef_xt, t) * xt
@@ -244,7 +269,9 @@ class ConditionalDiffusionHead(BaseModule):
         Returns:
             tuple: (mean (N, D), log_var (N, D)).
         """
-        x0_hat = (xt - self._at(self.sqrt_one_minus_ab, t) * eps) / self._at(self.sqrt_ab, t)
+        # x0 = xt / sqrt(ab) - sqrt(1/ab - 1) eps, with both coefficients from float64 tables (IDDPM's form: at
+        # large t, where sqrt(ab) is small, the fp32 rounding then matches the release's).
+        x0_hat = self._at(self.sqrt_recip_ab, t) * xt - self._at(self.sqrt_recipm1_ab, t) * eps
         mean = self._at(self.post_coef_x0, t) * x0_hat + self._at(self.post_coef_xt, t) * xt
         frac = (v + 1) / 2
         log_var = frac * self._at(self.log_betas, t) + (1 - frac) * self._at(self.post_log_var, t)
@@ -270,15 +297,16 @@ class ConditionalDiffusionHead(BaseModule):
         if x0.device.type != 'cpu':
             # On an accelerator: the NLL of every row, then a select (gathering the t = 0 rows would read their
             # count back to the host and stall the step).
-            nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var).mean(-1)
+            nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * model_log_var,
+                                                       cdf=self.nll_cdf).mean(-1)
             return torch.where(t == 0, nll, kl) / math.log(2.0)
         # On the CPU, where reading the count costs nothing: the discretised-Gaussian NLL (erf / log_ndtr, about a
         # quarter of a demo Stage-1 step on one CPU thread when computed for every row) only for the rows at t = 0,
         # about 1 in num_train_timesteps.
         first = (t == 0).nonzero().squeeze(-1)
         if first.numel():
-            nll = -discretized_gaussian_log_likelihood(x0[first], model_mean[first],
-                                                       0.5 * model_log_var[first]).mean(-1)
+            nll = -discretized_gaussian_log_likelihood(x0[first], model_mean[first], 0.5 * model_log_var[first],
+                                                       cdf=self.nll_cdf).mean(-1)
             kl = kl.index_put((first, ), nll)
         return kl / math.log(2.0)
 
@@ -322,7 +350,7 @@ class ConditionalDiffusionHead(BaseModule):
             elif noise.shape != x0.shape:
                 raise ValueError(f'noise must be {tuple(x0.shape)}, got {tuple(noise.shape)}')
             noise = noise.float()
-            xt = self.scheduler.add_noise(x0, noise, t)
+            xt = self.q_sample(x0, noise, t)
         out = self.denoise(xt, t, z)
         with full_precision(z.device):
             eps, v = out.split(self.target_dims, dim=-1)
