@@ -6,7 +6,9 @@ _base_ = ['./ivnext-stage1_vit-b-p14_siglip2_16x224_50e_kmash.py']
 max_epochs = 62
 warmup_epochs = 7
 
-model = dict(masker=dict(mask_ratio=0.75))
+# The release's engine compares the student's pooled embedding with the frame-averaged teacher embedding as it is
+# (2 - 2 <s, t>, |t| <= 1), not with its direction (docs/release_equivalence.md).
+model = dict(masker=dict(mask_ratio=0.75), pooled_align_head=dict(normalize_target=False))
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.0, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
