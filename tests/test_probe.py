@@ -285,7 +285,13 @@ def test_configs_carry_the_paper_settings(name):
     cfg = Config.fromfile(str(CONFIG_DIR / name))
     data = name.rsplit('_', 1)[-1][:-3]
     head = cfg.model.cls_head
-    assert head.label_smooth_eps == 0.1
+    sweep = head.type == 'ProbeSweepHead'
+    if sweep:  # every head of a probe sweep carries the settings of the single probe
+        assert cfg.optim_wrapper.constructor == 'ProbeSweepOptimWrapperConstructor'
+        assert cfg.optim_wrapper.clip_grad is None
+        assert {'type': 'ProbeSweepHook'} in cfg.custom_hooks
+        head = dict(head.head, num_classes=head.num_classes, in_channels=head.in_channels)
+    assert head['label_smooth_eps'] == 0.1
     assert cfg.optim_wrapper.optimizer.type == 'AdamW' and cfg.optim_wrapper.optimizer.betas == (0.9, 0.999)
     train_steps = [s['type'] for s in cfg.train_dataloader.dataset.pipeline]
     test_steps = [s['type'] for s in cfg.test_dataloader.dataset.pipeline]
@@ -300,10 +306,10 @@ def test_configs_carry_the_paper_settings(name):
         if lr is not None:
             assert cfg.optim_wrapper.optimizer.lr == lr and cfg.train_cfg.max_epochs == epochs
         assert cfg.model.type == 'FrozenBackboneRecognizer3D' and cfg.model.backbone.out_type == 'tokens'
-        assert cfg.optim_wrapper.constructor == 'TrainableOptimWrapperConstructor'
+        assert sweep or cfg.optim_wrapper.constructor == 'TrainableOptimWrapperConstructor'
         blending = cfg.model.data_preprocessor.blending
-        assert blending.type == 'CutmixBlending' and blending.num_classes == head.num_classes
-        assert head.in_channels == {'base': 768, 'large': 1024}[cfg.model.backbone.arch]
+        assert blending.type == 'CutmixBlending' and blending.num_classes == head['num_classes']
+        assert head['in_channels'] == {'base': 768, 'large': 1024}[cfg.model.backbone.arch]
     if name.startswith('finetune/'):
         assert cfg.optim_wrapper.constructor == 'LayerDecayOptimWrapperConstructor'
         rate = {'base': 0.75, 'large': 0.85}[cfg.model.backbone.arch]

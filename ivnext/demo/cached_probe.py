@@ -23,6 +23,8 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from ivnext.models.heads.probe_sweep_head import ProbeSweepHead, select_best
+
 
 def read_labels(ann_file: str) -> Dict[str, int]:
     """``{relative path: label}`` of an mmaction2 ``path label`` list."""
@@ -72,7 +74,9 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
 
     The optimizer (``optim_wrapper.optimizer``, AdamW), batch size (``train_dataloader.batch_size``), epochs
     (``train_cfg.max_epochs``), the per-iteration cosine decay to ``param_scheduler[0].eta_min`` and the head's
-    label smoothing all come from ``cfg``. The reported accuracy is the last epoch's (no model selection on val).
+    label smoothing all come from ``cfg``. The reported accuracy is the last epoch's. A ``ProbeSweepHead`` trains
+    all its heads on the same batches (one AdamW parameter group per head with its lr / weight decay; a value missing
+    from a head's settings is the optimizer's) and reports the head with the best val top-1 (ties: lowest index).
 
     Args:
         cfg: Probe config.
@@ -85,7 +89,8 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
         train_tokens: Tokens per clip in each training step (a random subset); None or >= L: all of them.
 
     Returns:
-        dict: ``top1`` and ``train_top1`` (fractions), ``final_loss``.
+        dict: ``top1`` and ``train_top1`` (fractions), ``final_loss``; for a sweep also ``head_top1`` (every head's
+        val top-1), ``best_head`` (the selected index, ``top1`` is its top-1) and ``settings``.
     """
     init_default_scope('mmaction')
     torch.manual_seed(seed)
@@ -97,7 +102,9 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
     opt_type = opt_cfg.pop('type')
     if opt_type != 'AdamW':
         raise ValueError(f'the cached-feature probe uses AdamW; optim_wrapper.optimizer.type is {opt_type!r}')
-    optimizer = torch.optim.AdamW(head.parameters(), **opt_cfg)
+    sweep = isinstance(head, ProbeSweepHead)
+    # A ProbeSweepHead trains its heads together, one parameter group per head with its own lr / weight decay.
+    optimizer = torch.optim.AdamW(head.param_groups() if sweep else head.parameters(), **opt_cfg)
     epochs = int(cfg.train_cfg.max_epochs)
     batch = int(cfg.train_dataloader.batch_size)
     steps_per_epoch = math.ceil(len(train_x) / batch)
@@ -105,12 +112,13 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
     eta_min = float(cfg.param_scheduler[0].get('eta_min', 0.0)) if cfg.get('param_scheduler') else 0.0
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total, eta_min=eta_min)
     generator = torch.Generator().manual_seed(seed)
-    smoothing = float(getattr(head, 'label_smooth_eps', 0.0) or 0.0)
+    smoothing = float(getattr(head.heads[0] if sweep else head, 'label_smooth_eps', 0.0) or 0.0)
     num_tokens = train_x.shape[1]
     keep = num_tokens if not train_tokens or train_tokens >= num_tokens else int(train_tokens)
-    if keep < num_tokens and getattr(head, 'time_slots', 1) > 1:
+    slots = getattr(head.heads[0] if sweep else head, 'time_slots', 1)
+    if keep < num_tokens and slots > 1:
         raise ValueError(f'probe_train_tokens={train_tokens} picks random tokens, which breaks the frame-wise pooling '
-                         f'of time_slots={head.time_slots}; set probe_train_tokens=None or time_slots=1')
+                         f'of time_slots={slots}; set probe_train_tokens=None or time_slots=1')
     head.train()
     loss = torch.tensor(float('nan'))
     for _ in range(epochs):
@@ -120,19 +128,28 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
             if keep < num_tokens:
                 subset = torch.rand(len(idx), num_tokens, generator=generator).argsort(-1)[:, :keep]
                 x = x.gather(1, subset.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-            logits = head(x)
-            loss = F.cross_entropy(logits, train_y[idx], label_smoothing=smoothing)
+            logits = head(x)  # (B, K), or (N, B, K) for N sweep heads: the sum of their mean losses
+            if sweep:
+                loss = sum(F.cross_entropy(scores, train_y[idx], label_smoothing=smoothing) for scores in logits)
+            else:
+                loss = F.cross_entropy(logits, train_y[idx], label_smoothing=smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
     head.eval()
     with torch.no_grad():
-        val_pred = torch.cat([head(x).argmax(-1) for x in val_x.split(64)])
-        train_pred = torch.cat([head(x).argmax(-1) for x in train_x.split(64)])
-    return dict(top1=float((val_pred == val_y).float().mean()),
-                train_top1=float((train_pred == train_y).float().mean()),
-                final_loss=float(loss.detach()))
+        val_pred = torch.cat([head(x).argmax(-1) for x in val_x.split(64)], -1)
+        train_pred = torch.cat([head(x).argmax(-1) for x in train_x.split(64)], -1)
+    if not sweep:
+        return dict(top1=float((val_pred == val_y).float().mean()),
+                    train_top1=float((train_pred == train_y).float().mean()),
+                    final_loss=float(loss.detach()))
+    head_top1 = (val_pred == val_y).float().mean(-1).tolist()
+    best = select_best(head_top1)
+    head.select(best)
+    return dict(top1=head_top1[best], train_top1=float((train_pred[best] == train_y).float().mean()),
+                final_loss=float(loss.detach()), head_top1=head_top1, best_head=best, settings=head.settings)
 
 
 def summarize(results: List[Dict[str, float]]) -> Dict[str, float]:
