@@ -23,10 +23,22 @@ TINY = dict(arch=dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0), 
 
 
 def readme_block(name: str) -> str:
-    text = (REPO / 'README.md').read_text()
-    match = re.search(rf'<!-- readme-test: {name} -->\n```\w+\n(.*?)```', text, re.S)
-    assert match, f'README.md has no block marked readme-test: {name}'
-    return match.group(1)
+    """The block marked ``<!-- readme-test: NAME -->`` in README.md or one of the docs/ pages it links."""
+    for page in [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]:
+        match = re.search(rf'<!-- readme-test: {name} -->\n```\w+\n(.*?)```', page.read_text(), re.S)
+        if match:
+            return match.group(1)
+    raise AssertionError(f'neither README.md nor docs/*.md has a block marked readme-test: {name}')
+
+
+def test_every_marked_block_is_run():
+    """A block marked in the README or docs/ without a test here would claim a check that never runs."""
+    pages = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]
+    marked = {m for page in pages for m in re.findall(r'<!-- readme-test: ([\w-]+) -->', page.read_text())}
+    tested = set(re.findall(r"readme_block\('([\w-]+)'\)", Path(__file__).read_text()))
+    assert marked == tested, f'marked but untested: {marked - tested}; tested but unmarked: {tested - marked}'
+    counts = [sum(page.read_text().count(f'<!-- readme-test: {m} -->') for page in pages) for m in marked]
+    assert all(c == 1 for c in counts), 'a block name is marked more than once'
 
 
 def shell_commands(block: str):

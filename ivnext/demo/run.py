@@ -474,7 +474,7 @@ def make_table(probes: Dict[str, dict], classes: dict, times: dict, meta: dict) 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='InternVideo-Next in miniature on a CPU (see the README)')
+    parser = argparse.ArgumentParser(description='InternVideo-Next in miniature on a CPU (see docs/demo.md)')
     parser.add_argument('--work-dir', default='demo_artifacts', help='artefact folder (reused on reruns)')
     parser.add_argument('--smoke', action='store_true', help='tiny sizes and 2 iterations per stage (CI)')
     parser.add_argument('--check-set', action='store_true',

@@ -72,7 +72,7 @@ class AttentiveProbeHead(BaseHead):
     probe on per-frame mean tokens. One pooled vector for the whole clip (``time_slots=1``, the paper's probe) is
     a weighted average over space *and* time: it cannot tell "left in frame 1, right in frame 4" from the reverse
     unless the encoder has already turned the change into features, so on weakly trained encoders it reads motion
-    worse than a linear probe on per-frame means (see the README's demo notes).
+    worse than a linear probe on per-frame means (see docs/demo.md).
 
     Args:
         num_classes: Number of classes.
