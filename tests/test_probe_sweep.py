@@ -220,3 +220,17 @@ def test_sweep_config_trains_through_tools_train_over_videos(repo_root, video_cl
     assert len(top1) == 4 and report['selected'] == select_best(top1)
     assert (tmp_path / 'work' / 'best_probe_head.pth').is_file()
     assert list((tmp_path / 'work').glob('best_sweep_best_top1*.pth'))
+
+
+def test_benchmark_measures_one_backbone_forward_per_step():
+    from ivnext.analysis.probe_sweep import format_sweep_table, measure_sweep
+
+    arch = dict(embed_dims=32, num_layers=1, num_heads=4)
+    records = [measure_sweep(n, batch=2, num_frames=2, img_size=28, arch=arch, num_classes=3, steps=1, warmup=0)
+               for n in (1, 3)]
+    assert [r['backbone_forwards_per_step'] for r in records] == [1, 1]
+    one, three = records
+    assert one['gflops']['backbone_fwd'] == three['gflops']['backbone_fwd'] > 0
+    assert three['gflops']['heads_fwd'] == pytest.approx(3 * one['gflops']['heads_fwd'])
+    assert three['head_state_mib'] == pytest.approx(3 * one['head_state_mib'])
+    assert format_sweep_table(records).count('\n') == 3

@@ -21,8 +21,9 @@ DEMO = [REPO / 'configs' / 'demo' / n for n in ('ivnext_demo_stage1.py', 'ivnext
                                                 'tiny_stage1_cpu.py', 'tiny_stage2_cpu.py')]
 
 
-def tiny_model(kind: str) -> torch.nn.Module:
-    """A small model with the parameter names of each recipe kind (the groups depend on names and shapes)."""
+def tiny_model(kind: str, sweep: bool = False) -> torch.nn.Module:
+    """A small model with the parameter names of each recipe kind (the groups depend on names and shapes); a probe
+    sweep's model has two attentive heads with weight decays 0.05 and 0.1."""
     if kind == 'stage1':
         cfg = Config.fromfile(str(REPO / 'configs' / 'demo' / 'tiny_stage1_cpu.py')).model
     elif kind == 'stage2':
@@ -33,6 +34,10 @@ def tiny_model(kind: str) -> torch.nn.Module:
                                  img_size=28, num_frames=2, out_type='tokens', use_flash_attn=False,
                                  with_clip_projector=False),
                    cls_head=dict(type='AttentiveProbeHead', num_classes=3, in_channels=32, num_heads=2))
+        if sweep:
+            cfg['cls_head'] = dict(type='ProbeSweepHead', num_classes=3, in_channels=32,
+                                   head=dict(type='AttentiveProbeHead', num_heads=2),
+                                   settings=[dict(lr=1e-3, weight_decay=0.05), dict(lr=1e-3, weight_decay=0.1)])
     torch.manual_seed(0)
     return MODELS.build(copy.deepcopy(cfg))
 
@@ -52,7 +57,8 @@ def groups_of(cfg: Config, model: torch.nn.Module):
 def test_recipe_groups_exempt_1d_params_tables_and_tokens(path):
     cfg = Config.fromfile(str(path))
     kind = 'probe' if 'probe' in path.name else ('stage2' if 'stage2' in path.name else 'stage1')
-    model = tiny_model(kind)
+    sweep = cfg.model.get('cls_head', {}).get('type') == 'ProbeSweepHead'
+    model = tiny_model(kind, sweep)
     groups, wd = groups_of(cfg, model)
     names = {id(p): n for n, p in model.named_parameters()}
     seen = set()
@@ -62,14 +68,15 @@ def test_recipe_groups_exempt_1d_params_tables_and_tokens(path):
             seen.add(name)
             exempt = p.ndim <= 1 or name.rsplit('.', 1)[-1] in ('pos_embed', 'cls_token', 'mask_token',
                                                                  'query_tokens', 'clip_pos_embed')
-            assert group['weight_decay'] == (0.0 if exempt else wd), (name, group['weight_decay'])
+            decay = model.cls_head.settings[group['head']]['weight_decay'] if sweep else wd  # a sweep head's own
+            assert group['weight_decay'] == (0.0 if exempt else decay), (name, group['weight_decay'])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert seen == trainable
     # The kinds the release names are all present and exempt in the model under test.
     must = {'stage1': ('blocks.0.norm1.weight', 'attn.q_norm.weight', 'ls1.gamma', 'backbone.pos_embed',
                        'backbone.cls_token', 'neck.mask_token', 'neck.pos_embed', 'clip_pos_embed'),
             'stage2': ('blocks.0.norm1.weight', 'ls1.gamma', 'backbone.pos_embed', 'neck.mask_token'),
-            'probe': ('query_tokens', 'cls_head.fc_cls.bias')}[kind]
+            'probe': ('query_tokens', 'fc_cls.bias')}[kind]
     for fragment in must:
         assert any(fragment in n for n in seen), fragment
 
