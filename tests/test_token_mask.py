@@ -248,9 +248,11 @@ def train_step(cfg):
 # the predictor and the targets), same seeds, CPU float32. Stage 1: the same recording was made with a 32-wide
 # diffusion head; the head must now be at least as wide as a patch (588), which changes every filled value after it,
 # so Stage 1's values were recorded again with the index pipeline when the width rose to 640 (a regression record).
+# The diffusion terms were recorded once more when the noise schedule moved to float64 (the release's tables; the
+# float32 ones differ by ~1e-5 at the last timesteps): the VLB moved by 1.7e-5 relative, the rest stayed.
 STAGE1_BEFORE = dict(loss_align='0x1.e3afdc0000000p+0', loss_align_pooled='0x1.5806260000000p+0',
-                     loss_diffusion='0x1.04b8060000000p+2', diffusion_mse='0x1.00d0720000000p+2',
-                     diffusion_vlb='0x1.f3c9d00000000p-5')
+                     loss_diffusion='0x1.04b80a0000000p+2', diffusion_mse='0x1.00d0720000000p+2',
+                     diffusion_vlb='0x1.f3cbf00000000p-5')
 STAGE1_GRAD_BEFORE = 3573.394352234069
 STAGE2_BEFORE = dict(loss_latent='0x1.0ef6c60000000p+2', view0_latent='0x1.0d97580000000p+1',
                      view1_latent='0x1.1056340000000p+1')
