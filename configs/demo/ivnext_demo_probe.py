@@ -70,18 +70,20 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='VideoDataset', ann_file=f'{data_root}/train_{label_kind}.txt',
-                 data_prefix=dict(video=data_root), pipeline=val_pipeline))
+    dataset=dict(type='SkipBadClips', wraps='CheckedVideoDataset', num_classes=num_classes,
+                 ann_file=f'{data_root}/train_{label_kind}.txt', data_prefix=dict(video=data_root),
+                 pipeline=val_pipeline))
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='VideoDataset', ann_file=f'{data_root}/val_{label_kind}.txt',
-                 data_prefix=dict(video=data_root), pipeline=val_pipeline,
-                 test_mode=True))
+    dataset=dict(type='SkipBadClips', wraps='CheckedVideoDataset', num_classes=num_classes,
+                 ann_file=f'{data_root}/val_{label_kind}.txt', data_prefix=dict(video=data_root),
+                 pipeline=val_pipeline, test_mode=True))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='AccMetric')
+# Clips SkipBadClips could not read are left out of the scores and counted (`bad_clips`).
+val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
 test_evaluator = val_evaluator
 
 # tools/demo/run_demo.py trains on cached tokens; every step attends to all 4*8*8 = 256 patch tokens of a clip

@@ -121,7 +121,8 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='KMashVideoDataset', ann_file=f'{data_root}/pretrain.txt',
+    # An unreadable clip is logged with its path and replaced by another one (SkipBadClips), not fatal.
+    dataset=dict(type='SkipBadClips', wraps='KMashVideoDataset', ann_file=f'{data_root}/pretrain.txt',
                  data_prefix=dict(video=data_root), pipeline=train_pipeline))
 
 max_iters = 500

@@ -8,7 +8,7 @@
 # (test_dataloader is the val loader; override test_dataloader.dataset.* the same way for tools/test.py.)
 _base_ = ['../_base_/models/ivnext_vit_tiny.py', '../_base_/default_runtime.py']
 
-dataset_type = 'VideoDataset'
+dataset_type = 'CheckedVideoDataset'  # mmaction2's VideoDataset with labels range-checked, errors at file:line
 data_root = 'data/tiny_clips/videos'
 ann_file_train = 'data/tiny_clips/train.txt'
 ann_file_val = 'data/tiny_clips/val.txt'

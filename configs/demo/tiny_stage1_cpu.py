@@ -54,7 +54,8 @@ train_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type='ConcatDataset',
+        type='SkipBadClips',  # an unreadable clip is logged with its path and replaced, not fatal
+        wraps='ConcatDataset',
         datasets=[
             dict(type=dataset_type, ann_file=ann_file_flip, data_prefix=dict(video=data_root),
                  pipeline=train_pipeline_flip),

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
+from ivnext.utils.lists import read_list_lines
 from ivnext.video import VideoDecodeError, open_video
 
 from .encoder import VideoEncoder
@@ -72,7 +73,8 @@ class ExtractionSummary:
 
 
 def list_videos(source: Union[str, Sequence[str]], root: Optional[str] = None) -> List[str]:
-    """Video paths of a folder (recursive, sorted), a list file (one path per line, first field), one video file
+    """Video paths of a folder (recursive, sorted), a list file (one whole path per line: spaces are kept; UTF-8,
+    a byte-order mark is dropped), one video file
     (a name ending with one of :data:`VIDEO_EXTENSIONS`), or a list.
 
     Relative paths in a list file are taken relative to ``root`` (default: the list file's folder).
@@ -89,11 +91,10 @@ def list_videos(source: Union[str, Sequence[str]], root: Optional[str] = None) -
     if osp.isfile(source):
         base = root if root is not None else osp.dirname(osp.abspath(source))
         try:
-            with open(source) as f:
-                lines = [line.split()[0] for line in f if line.strip()]
-        except UnicodeDecodeError as err:
-            raise ValueError(f'{source} is not a text list of video paths (one per line) nor a video file with one '
-                             f'of the endings {VIDEO_EXTENSIONS}') from err
+            lines = [line.strip() for _, line in read_list_lines(source) if line.strip()]
+        except ValueError as err:
+            raise ValueError(f'{err} ({source} should be a text list of video paths, one per line, or a video file '
+                             f'with one of the endings {VIDEO_EXTENSIONS})') from None
         return [p if osp.isabs(p) else osp.join(base, p) for p in lines]
     raise FileNotFoundError(f'{source} is neither a folder of videos nor a list file')
 

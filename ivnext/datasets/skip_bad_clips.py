@@ -7,18 +7,55 @@ readable clip marked as a placeholder (``data_samples.metainfo['bad_clip_placeho
 loading it (``metainfo['bad_clips']``, ``'path: reason'`` strings), so the counts reach the main process through
 the batch, from data-loader workers and every rank alike; :class:`ivnext.hooks.BadClipHook` counts, logs and
 applies the ceiling.
+
+Before a clip is loaded its file must be a regular file (a FIFO would make the decoder wait for a writer
+forever), and loading runs under a watchdog: a clip that takes longer than ``decode_timeout`` seconds is skipped
+and named like any bad clip while the job goes on.
 """
 import copy
 import random
-from typing import Any, Dict, List, Optional, Union
+import threading
+from typing import Any, Callable, Dict, List, Optional, Union
 
 from mmaction.registry import DATASETS, METRICS
 from mmengine.dataset import BaseDataset
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from ivnext.video.readers import NotRegularFileError, regular_file_problem
+
 BAD_CLIPS_KEY = 'bad_clips'
 PLACEHOLDER_KEY = 'bad_clip_placeholder'
+
+
+class ClipTimeoutError(TimeoutError):
+    """Loading one clip took longer than the watchdog allows."""
+
+
+def call_with_timeout(func: Callable[[], Any], timeout: Optional[float], what: str) -> Any:
+    """``func()``, or :class:`ClipTimeoutError` once it has run ``timeout`` seconds (None: no limit).
+
+    ``func`` runs in a daemon thread; a call that never returns (a decoder stuck in C code cannot be interrupted)
+    is left behind in that thread and the caller goes on.
+    """
+    if timeout is None:
+        return func()
+    outcome: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome['value'] = func()
+        except BaseException as err:  # noqa: BLE001  (re-raised in the caller's thread)
+            outcome['error'] = err
+
+    thread = threading.Thread(target=target, name=f'load {what}', daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise ClipTimeoutError(f'loading took more than {timeout:g} s (decode_timeout); the clip was abandoned')
+    if 'error' in outcome:
+        raise outcome['error']
+    return outcome['value']
 
 
 def describe_failure(path: str, err: BaseException) -> str:
@@ -40,11 +77,14 @@ class SkipBadClips:
         wraps: Registered type of the wrapped dataset (``VideoDataset``, ``KMashVideoDataset``,
             ``ConcatDataset``, ...), or a built dataset.
         max_retries: Consecutive unreadable clips tolerated for one sample before giving up with the list.
+        decode_timeout: Seconds one clip may take to load (open, decode, transform) before it is skipped as bad;
+            None for no limit.
         **dataset_kwargs: Arguments of the wrapped dataset. Its ``test_mode`` (default False) also selects
             placeholder replacements (left out of the scores) instead of random ones.
     """
 
-    def __init__(self, wraps: Union[str, BaseDataset], max_retries: int = 20, **dataset_kwargs: Any) -> None:
+    def __init__(self, wraps: Union[str, BaseDataset], max_retries: int = 20, decode_timeout: Optional[float] = 120.0,
+                 **dataset_kwargs: Any) -> None:
         if isinstance(wraps, str):
             self.dataset = DATASETS.build(dict(type=wraps, **dataset_kwargs))
         elif dataset_kwargs:
@@ -54,6 +94,9 @@ class SkipBadClips:
         if max_retries < 0:
             raise ValueError(f'max_retries must be >= 0, got {max_retries}')
         self.max_retries = max_retries
+        if decode_timeout is not None and not decode_timeout > 0:
+            raise ValueError(f'decode_timeout must be > 0 seconds or None, got {decode_timeout}')
+        self.decode_timeout = decode_timeout
         self.test_mode = bool(getattr(self.dataset, 'test_mode', dataset_kwargs.get('test_mode', False)))
         self._metainfo = getattr(self.dataset, 'metainfo', {})
 
@@ -91,7 +134,7 @@ class SkipBadClips:
         index = idx
         for _ in range(self.max_retries + 1):
             try:
-                data = self.dataset[index]
+                data = self._load(index)
             except Exception as err:  # noqa: BLE001  (any failure to read a clip is skipped and reported)
                 failure = describe_failure(self.clip_path(index), err)
                 print_log(f'bad clip skipped: {failure}', logger='current', level=30)
@@ -102,6 +145,18 @@ class SkipBadClips:
             return data
         raise RuntimeError(f'{len(bad)} clips in a row could not be read (max_retries={self.max_retries}); the '
                            'data or its decoder is broken:\n' + '\n'.join(bad))
+
+    def _load(self, index: int) -> Dict[str, Any]:
+        """Sample ``index``: its file checked first (regular files only), then loaded under the watchdog."""
+        try:
+            filename = self.dataset.get_data_info(index).get('filename')
+        except Exception:  # noqa: BLE001  (the load below reports it)
+            filename = None
+        if isinstance(filename, str) and '://' not in filename:  # video files (frame folders are not checked)
+            problem = regular_file_problem(filename)
+            if problem is not None and problem != 'does not exist':  # missing files fail in the pipeline, as before
+                raise NotRegularFileError(f'{problem}; only regular files are read')
+        return call_with_timeout(lambda: self.dataset[index], self.decode_timeout, self.clip_path(index))
 
     @staticmethod
     def _annotate(data: Dict[str, Any], bad: List[str], placeholder: bool) -> None:

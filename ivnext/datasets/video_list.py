@@ -4,7 +4,8 @@ from typing import List, Optional, Sequence, Tuple
 
 from mmaction.datasets import VideoDataset
 from mmaction.registry import DATASETS
-from mmengine.fileio import exists, list_from_file
+
+from ivnext.utils.lists import read_list_lines, split_fields
 
 
 def parse_label(text: str, where: str, num_classes: Optional[int]) -> int:
@@ -27,6 +28,9 @@ def read_video_list(ann_file: str, delimiter: str = ' ', video_prefix: Optional[
                     line_format: str = '"path label"') -> List[Tuple[str, str, int, List[str]]]:
     """Split the lines of a video list, checking field counts and labels.
 
+    Blank lines are skipped, a UTF-8 byte-order mark is dropped, and with the default space delimiter a line
+    holding tabs is split at its tabs (``path<TAB>label``, paths with spaces included).
+
     Args:
         ann_file: The list file.
         delimiter: Field separator.
@@ -44,10 +48,9 @@ def read_video_list(ann_file: str, delimiter: str = ' ', video_prefix: Optional[
     Raises:
         ValueError: Naming ``file:line``, the line and the fix.
     """
-    exists(ann_file)
     rows = []
-    for number, line in enumerate(list_from_file(ann_file), 1):
-        fields = line.strip().split(delimiter) if line.strip() else []
+    for number, line in read_list_lines(ann_file):
+        fields = split_fields(line, delimiter)
         if not fields:
             continue
         where = f'{ann_file}:{number}'

@@ -6,7 +6,9 @@ timestamps read from the container, so variable-frame-rate files are sampled by 
 
 Backends are imported lazily: ``import ivnext`` loads none of them.
 """
+import os
 import os.path as osp
+import stat
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -124,6 +126,47 @@ def _demux_pts(container, stream) -> Tuple[np.ndarray, np.ndarray]:
         keys.append(packet.is_keyframe)
     order = np.argsort(pts, kind='stable')
     return np.asarray(pts, dtype=np.int64)[order], np.asarray(keys, dtype=bool)[order]
+
+
+class NotRegularFileError(ValueError):
+    """A path names a folder, FIFO, socket or device where a regular file is needed."""
+
+
+def file_kind(mode: int) -> str:
+    """'a folder', 'a FIFO (named pipe)', ... for a ``st_mode`` that is not a regular file's."""
+    kinds = ((stat.S_ISDIR, 'a folder'), (stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISSOCK, 'a socket'),
+             (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'))
+    return next((name for test, name in kinds if test(mode)), 'not a regular file')
+
+
+def regular_file_problem(path: str) -> Optional[str]:
+    """Why ``path`` cannot be read as a file, without opening it ('does not exist', 'is a FIFO ...'), or None.
+
+    ``os.stat`` follows links and never blocks, where opening a FIFO waits for a writer.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return 'does not exist'
+    except OSError as err:
+        return f'cannot be read ({err.strerror or err})'
+    if stat.S_ISREG(mode):
+        return None
+    return f'is {file_kind(mode)}, not a regular file'
+
+
+def check_regular_file(path: str, what: str = 'file') -> None:
+    """Raise unless ``path`` is a regular file (checked before any decoder opens it).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        NotRegularFileError: ``path`` is a folder, FIFO, socket or device, or cannot be read.
+    """
+    problem = regular_file_problem(path)
+    if problem == 'does not exist':
+        raise FileNotFoundError(f'{what} {path} does not exist')
+    if problem is not None:
+        raise NotRegularFileError(f'{what} {path} {problem}; only regular files are read')
 
 
 class DecordReader(VideoReader):
@@ -296,11 +339,11 @@ def open_video(path: str, backend: Union[str, Sequence[str]] = 'auto', fallback:
 
     Raises:
         FileNotFoundError: No such file.
+        NotRegularFileError: A folder, FIFO, socket or device (a decoder would wait on a FIFO forever).
         VideoDecodeError: No backend could open it; the message lists each backend's error.
     """
     path = str(path)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'video {path} does not exist')
+    check_regular_file(path, 'video')
     errors = []
     for name in backend_order(backend, fallback):
         try:
