@@ -338,11 +338,23 @@ class VideoEncoder(nn.Module):
         if config is None:
             raise FileNotFoundError(f'{folder} has no ivnext {CONFIG_NAME} (model_type {MODEL_TYPE!r}); use '
                                     'ivnext.load_encoder for released folders and checkpoints')
-        prep = dict(config.get('preprocessing', {}))
+        from ivnext.utils.checkpoint import load_safetensors
+
+        from .folder_check import check_folder_weights
+        check_folder_weights(folder, config, WEIGHTS_NAME, CONFIG_NAME)  # before anything is allocated
+        prep = dict(config.get('preprocessing') or {})
         prep.update(preprocessing)
-        model = cls(config['encoder'], Preprocessing(**prep))
-        from safetensors.torch import load_file
-        model.backbone.load_state_dict(load_file(osp.join(folder, WEIGHTS_NAME)), strict=True)
+        try:
+            prep = Preprocessing(**prep)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f'{osp.join(folder, CONFIG_NAME)}: bad "preprocessing" ({err})') from None
+        try:
+            model = cls(config['encoder'], prep)
+            model.backbone.load_state_dict(load_safetensors(osp.join(folder, WEIGHTS_NAME)), strict=True)
+        except (TypeError, KeyError, RuntimeError) as err:  # a field or a shape that does not fit
+            raise ValueError(f'{osp.join(folder, CONFIG_NAME)} does not describe {osp.join(folder, WEIGHTS_NAME)} '
+                             f'({type(err).__name__}: {" ".join(str(err).split())[:500]}); save the encoder '
+                             'again') from None
         return model.to(device).eval()
 
 
@@ -351,7 +363,10 @@ def read_ivnext_config(folder: str) -> Optional[Dict]:
     path = osp.join(folder, CONFIG_NAME)
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        config = json.load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f'{path} is not valid UTF-8 JSON ({err}); save the encoder again') from None
     return config if isinstance(config, dict) and config.get('model_type') == MODEL_TYPE else None
 

@@ -17,7 +17,6 @@ which the weights do not fix, comes from the width of the paper's sizes or from 
 """
 import math
 import os.path as osp
-import pickle
 import re
 from typing import Dict, Optional, Tuple, Union
 
@@ -25,7 +24,7 @@ import torch
 
 from ivnext.models.backbones.internvideo_next_vit import ARCH_SETTINGS
 from ivnext.models.backbones.transformers_backbone import is_transformers_folder
-from ivnext.utils.checkpoint import adapt_pos_embed, read_state_dict
+from ivnext.utils.checkpoint import UntrustedCheckpointError, adapt_pos_embed, current_opt_in, read_state_dict
 
 from .encoder import Preprocessing, VideoEncoder, read_ivnext_config
 from .hub import looks_like_hub_id, resolve_hub_id
@@ -194,13 +193,11 @@ def load_encoder(source: str, *, pretrained: bool = True, device: Union[str, tor
     if is_transformers_folder(path):
         return load_transformers_encoder(path, device, **preprocessing)
     try:
-        # Second argument: the reader's opt-in to checkpoints that pickle Python objects (off by default).
-        state = read_state_dict(path, trust_checkpoint)
-    except pickle.UnpicklingError as err:
-        raise pickle.UnpicklingError(
-            f'{path} pickles Python objects besides tensors (an MMEngine training checkpoint). Load it with '
-            'trust_checkpoint=True if you trust its origin (your own run), or export its encoder first with '
-            'tools/convert/export_backbone.py') from err
+        # The refusal keeps torch's reason and names the opt-in where the user is (keyword, or a command's flag).
+        state = read_state_dict(path, trust_checkpoint, current_opt_in('`trust_checkpoint=True`'))
+    except UntrustedCheckpointError as err:
+        raise UntrustedCheckpointError(f'{err} An MMEngine training checkpoint can also be exported to bare '
+                                       'weights first with tools/convert/export_backbone.py.') from None
     prefix = find_encoder_prefix(state, path) if prefix is None else prefix
     enc = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     # The crop the caller asks for is the build resolution unless img_size says otherwise.

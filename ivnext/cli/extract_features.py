@@ -46,7 +46,7 @@ import ivnext  # noqa: F401
 from ivnext.api.extraction import ExtractionSummary
 from ivnext.cli.errors import FAILURE, SUCCESS, run_as_command
 from ivnext.datasets.skip_bad_clips import BAD_CLIPS_KEY, PLACEHOLDER_KEY
-from ivnext.utils.checkpoint import load_encoder_checkpoint
+from ivnext.utils.checkpoint import load_encoder_checkpoint, named_opt_in
 from mmaction.registry import MODELS
 from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
@@ -95,6 +95,30 @@ def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str,
     else:
         model.backbone.init_weights()
     return model.to(device).eval()
+
+
+def bad_clip_list(files: List[str], reports: List[str]) -> List[str]:
+    """One ``'path: reason'`` per unreadable clip of the split (``files``: the clips that got a placeholder),
+    whatever number of times each was met while loading."""
+    out = []
+    for name in dict.fromkeys(files):
+        out.append(next((r for r in reports if r.startswith(f'{name}: ')), f'{name}: could not be read'))
+    return out
+
+
+def check_bad_clip_ceiling(cfg: Config, split: str, bad: List[str], total: int) -> None:
+    """Stop, as training and testing do (``BadClipHook``), when more clips are bad than the config's ceiling.
+
+    Raises:
+        ValueError: More than ``max(min_bad_clips, max_bad_fraction * total)`` clips could not be read.
+    """
+    hook = dict((cfg.get('default_hooks') or {}).get('bad_clips') or {})
+    fraction = float(hook.get('max_bad_fraction', 0.01))
+    limit = max(int(hook.get('min_bad_clips', 10)), int(fraction * total))
+    if len(bad) > limit:
+        raise ValueError(f'{len(bad)} of the {total} clips of the {split} split could not be read, more than the '
+                         f'ceiling of {limit} (default_hooks.bad_clips.max_bad_fraction={fraction}, min_bad_clips); '
+                         'fix the data or raise the ceiling with --cfg-options: ' + '; '.join(bad[:20]))
 
 
 def extract(cfg: Config, checkpoint: Optional[str], mode: str = 'pooled', split: str = 'test',
@@ -152,10 +176,12 @@ def extract(cfg: Config, checkpoint: Optional[str], mode: str = 'pooled', split:
     sys.stdout.write('\n')
     # The sampler is sequential in one process, so clips come in dataset order.
     dataset = loader.dataset
-    names = [str(dataset.get_data_info(i).get('filename', '')) for i in range(len(dataset)) if keep[i]]
-    bad = list(dict.fromkeys(bad))
+    files = [str(dataset.get_data_info(i).get('filename', '')) for i in range(len(dataset))]
+    names = [name for name, kept in zip(files, keep) if kept]
+    bad = bad_clip_list([name for name, kept in zip(files, keep) if not kept], bad)
     if bad:
         print(f'{len(bad)} clip(s) could not be read and are left out:\n  ' + '\n  '.join(bad))
+    check_bad_clip_ceiling(cfg, split, bad, len(dataset))
     labels_out = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
     return dict(features=torch.cat(feats), labels=labels_out, filenames=names, bad_clips=bad)
 
@@ -360,7 +386,8 @@ def run(argv=None) -> Union[ExtractionSummary, Dict]:
     Errors are raised (for Python callers); :func:`main` turns them into exit codes.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run_windows(argv) if is_window_mode(argv) else run_dataset(argv)
+    with named_opt_in('`--trust-checkpoint`'):  # refusals name the flag, not the Python keyword
+        return run_windows(argv) if is_window_mode(argv) else run_dataset(argv)
 
 
 def main(argv=None) -> int:

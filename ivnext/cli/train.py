@@ -16,7 +16,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.runner import Runner
 
 from ivnext.hooks.safe_checkpoint_hook import (
-    add_loading_arguments, apply_loading_arguments, prepare_runner_loading)
+    add_loading_arguments, apply_loading_arguments, prepare_runner_loading, remove_partial_checkpoints)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -146,9 +146,26 @@ def build_runner(cfg: Config) -> Runner:
     return Runner.from_cfg(cfg)
 
 
+def clear_partial_saves(cfg: Config) -> None:
+    """Remove ``*.partial`` files of failed saves from the checkpoint folder before the runner is built (rank 0).
+
+    A partial file that filled the disk would otherwise stop the runner while it writes its config and logs,
+    before any hook could remove it.
+    """
+    if int(os.environ.get('RANK', '0')) != 0:
+        return
+    folders = [cfg.work_dir]
+    out_dir = ((cfg.get('default_hooks') or {}).get('checkpoint') or {}).get('out_dir')
+    if out_dir:
+        folders.append(osp.join(out_dir, osp.basename(str(cfg.work_dir).rstrip(osp.sep))))
+    for folder in folders:
+        remove_partial_checkpoints(folder, log=lambda message: print(message, file=sys.stderr))
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    clear_partial_saves(cfg)
     runner = build_runner(cfg)
     prepare_runner_loading(runner)  # FlexibleRunner loads checkpoints before any hook runs
     runner.train()

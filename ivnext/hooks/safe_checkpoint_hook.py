@@ -14,13 +14,17 @@ from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 
-from ivnext.utils.checkpoint import (CheckpointMismatchError, UntrustedCheckpointError, checkpoint_load_scope,
-                                     fit_report, format_fit_report, refusal_message)
+from ivnext.utils.checkpoint import (CheckpointMismatchError, CorruptCheckpointError, UntrustedCheckpointError,
+                                     checkpoint_load_scope, corrupt_message, fit_report, format_fit_report,
+                                     refuse_or_report)
 from ivnext.utils.rng_state import capture_rng_state, restore_rng_state
+from ivnext.video.readers import regular_file_problem
 
 TRUST_OPT_IN = '--trust-checkpoint (or `trust_checkpoint = True` in the config)'
 PARTIAL_OPT_IN = '--partial-load (or `allow_partial_load = True` in the config)'
 PARTIAL_SUFFIX = '.partial'
+# Files a DeepSpeed (``mp_rank_00_model_states.pt``) or sharded FSDP (``rank0.pth``) checkpoint folder holds.
+SHARDED_STATE_SUFFIXES = ('.pt', '.pth')
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
@@ -30,7 +34,16 @@ def checkpoint_problem(path: str) -> Optional[str]:
     which reads the file without unpickling anything. A directory (DeepSpeed) must hold files.
     """
     if osp.isdir(path):
-        return None if any(files for _, _, files in os.walk(path)) else 'empty directory'
+        # A DeepSpeed / sharded checkpoint is a folder of model-state files; any other folder is not a checkpoint.
+        names = [name for _, _, files in os.walk(path) for name in files]
+        if not names:
+            return 'empty directory'
+        if not any(name.endswith(SHARDED_STATE_SUFFIXES) for name in names):
+            return f'a folder without checkpoint files (*{", *".join(SHARDED_STATE_SUFFIXES)})'
+        return None
+    problem = regular_file_problem(path)
+    if problem is not None:
+        return problem  # a FIFO would block the zip reader
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
@@ -97,6 +110,32 @@ def _remove(path: str) -> None:
         shutil.rmtree(path)
     elif osp.lexists(path):
         os.remove(path)
+
+
+def remove_partial_checkpoints(directory: str, log: Callable[[str], Any] = print) -> List[str]:
+    """Remove the ``*.partial`` files an interrupted or failed save left in ``directory``; returns their paths.
+
+    ivnext's tools call this before the runner is built, so a partial file that filled the disk cannot stop the
+    runner from writing its config and logs.
+    """
+    if not osp.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(PARTIAL_SUFFIX):
+            path = osp.join(directory, name)
+            log(f'removing {path}, left by an interrupted save')
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def free_space(directory: str) -> str:
+    """Free space on the file system of ``directory``, e.g. '1.2 GB free', or 'free space unknown'."""
+    try:
+        return f'{shutil.disk_usage(directory).free / 1e9:.2f} GB free'
+    except OSError:
+        return 'free space unknown'
 
 
 def write_text_atomic(path: str, text: str) -> None:
@@ -253,17 +292,25 @@ class SafeCheckpointHook(CheckpointHook):
         partial = final + PARTIAL_SUFFIX
         if is_main_process():
             _remove(partial)
-        runner.save_checkpoint(self.out_dir, name + PARTIAL_SUFFIX, self.file_client_args,
-                               save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
-                               meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
-        barrier()  # sharded strategies write from every rank
+        try:
+            runner.save_checkpoint(self.out_dir, name + PARTIAL_SUFFIX, self.file_client_args,
+                                   save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                                   meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+            barrier()  # sharded strategies write from every rank
+            if is_main_process():
+                _fsync_path(partial)
+                if osp.isdir(final):
+                    shutil.rmtree(final)
+                os.replace(partial, final)
+                _fsync_dir(self.out_dir)
+                write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), final)
+        except OSError as err:
+            self._rng_states = None
+            _remove(partial)  # never leave a partial file filling the disk
+            raise OSError(err.errno, f'cannot write checkpoint {final} ({err.strerror or err}; '
+                          f'{free_space(self.out_dir)} in {self.out_dir}); the partial file was removed and the '
+                          'previous checkpoints are intact: free some space and resume with --resume') from err
         if is_main_process():
-            _fsync_path(partial)
-            if osp.isdir(final):
-                shutil.rmtree(final)
-            os.replace(partial, final)
-            _fsync_dir(self.out_dir)
-            write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), final)
             for old in outdated:
                 old_path = osp.join(self.out_dir, self.filename_tmpl.format(old))
                 if old_path != final:
@@ -294,7 +341,15 @@ def install_safe_loading(runner) -> None:
                 except UntrustedCheckpointError:
                     raise
                 except pickle.UnpicklingError as err:
-                    raise UntrustedCheckpointError(refusal_message(filename, err, TRUST_OPT_IN)) from None
+                    if trusted:
+                        raise CorruptCheckpointError(corrupt_message(filename, err)) from err
+                    raise refuse_or_report(filename, err, TRUST_OPT_IN) from None
+                except (MemoryError, EOFError, zipfile.BadZipFile) as err:
+                    raise CorruptCheckpointError(corrupt_message(filename, err)) from err
+                except RuntimeError as err:
+                    if isinstance(err, CorruptCheckpointError) or 'PytorchStreamReader' not in str(err):
+                        raise
+                    raise CorruptCheckpointError(corrupt_message(filename, err)) from err
 
         return load_safely
 

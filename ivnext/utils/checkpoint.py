@@ -8,9 +8,13 @@ scheduler states; exactly those types are allowed (:func:`mmengine_checkpoint_gl
 refused with an :class:`UntrustedCheckpointError` naming the opt-in of that call (``--trust-checkpoint``, a config
 field such as ``trust_checkpoint=True``); with the opt-in it is unpickled in full.
 """
+import contextvars
+import json
 import os
 import os.path as osp
 import pickle
+import re
+import struct
 import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -33,6 +37,13 @@ HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds Python objects that a weights-only load does not allow."""
+
+
+class CorruptCheckpointError(RuntimeError, ValueError):
+    """A checkpoint file is damaged or not a checkpoint: truncated, a broken pickle, an impossible header.
+
+    A ``RuntimeError`` as torch's own read errors, and a ``ValueError`` (a user error: the file is bad).
+    """
 
 
 class CheckpointMismatchError(ValueError):
@@ -108,19 +119,71 @@ def checkpoint_load_scope(trusted: bool = False) -> Iterator[None]:
                 os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = previous
 
 
-def refusal_message(path: str, err: BaseException, opt_in: str = DEFAULT_OPT_IN) -> str:
-    """The message for a checkpoint a weights-only load refused: what it holds and how to opt in."""
+# How the user opts in where they are (a command line names its flag); set by :func:`named_opt_in`.
+_OPT_IN_OVERRIDE: contextvars.ContextVar = contextvars.ContextVar('ivnext_checkpoint_opt_in', default=None)
+# Lines of torch's weights-only message that are advice rather than the reason.
+_TORCH_BOILERPLATE = ('Weights only load failed', 'In PyTorch 2.6', 'Re-running `torch.load`', 'Check the documentation',
+                      'Please file an issue', 'Please use `torch.serialization', 'You can use the following')
+# A weights-only refusal of a Python object (as opposed to a damaged pickle).
+_REFUSED_OBJECT = re.compile(r'GLOBAL|global|unsupported class|Unsupported class|instantiate|not an allowed',
+                             re.IGNORECASE)
+
+
+@contextmanager
+def named_opt_in(text: str) -> Iterator[None]:
+    """Within the block, refusals name ``text`` as the opt-in (e.g. ``--trust-checkpoint`` on a command line)."""
+    token = _OPT_IN_OVERRIDE.set(text)
+    try:
+        yield
+    finally:
+        _OPT_IN_OVERRIDE.reset(token)
+
+
+def current_opt_in(default: str = DEFAULT_OPT_IN) -> str:
+    """The opt-in to name: the one set by :func:`named_opt_in`, else ``default``."""
+    return _OPT_IN_OVERRIDE.get() or default
+
+
+def unpickling_reason(err: BaseException) -> str:
+    """torch's own reason for refusing a file (e.g. 'Trying to load unsupported GLOBAL posix.system ...'), without
+    its general advice."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    marker = next((i for i, line in enumerate(lines) if 'WeightsUnpickler error' in line), None)
-    if marker is not None:
-        detail = (lines[marker].split('WeightsUnpickler error:', 1)[-1].strip()
-                  or (lines[marker + 1] if marker + 1 < len(lines) else ''))
-    else:
-        detail = lines[0] if lines else type(err).__name__
-    detail = detail.split(' Please use `torch.serialization')[0]
+    reasons = []
+    for line in lines:
+        if 'WeightsUnpickler error:' in line:
+            line = line.split('WeightsUnpickler error:', 1)[1].strip()
+        line = line.split(' Please use `torch.serialization')[0].strip()
+        if line and not line.startswith(_TORCH_BOILERPLATE):
+            reasons.append(line)
+    return ' '.join(reasons) or (lines[0] if lines else type(err).__name__)
+
+
+def refused_an_object(err: BaseException) -> bool:
+    """True when a weights-only load stopped at a Python object it does not allow; False for a damaged pickle."""
+    return bool(_REFUSED_OBJECT.search(unpickling_reason(err)))
+
+
+def refusal_message(path: str, err: BaseException, opt_in: str = DEFAULT_OPT_IN) -> str:
+    """The message for a checkpoint a weights-only load refused: torch's reason and how to opt in."""
+    detail = unpickling_reason(err)
+    opt_in = current_opt_in(opt_in)
     return (f'{path} holds Python objects that a weights-only load does not allow ({detail}); unpickling it could '
             f'run code stored in the file, so it was not loaded. If you trust this file (you wrote it yourself), '
             f'load it with {opt_in}; otherwise ask its author for a .safetensors or weights-only file.')
+
+
+def corrupt_message(path: str, err: BaseException) -> str:
+    """The message for a checkpoint that cannot be read at all (damaged, truncated, absurd sizes)."""
+    reason = unpickling_reason(err) if isinstance(err, pickle.UnpicklingError) else f'{type(err).__name__}: {err}'
+    return (f'cannot read checkpoint {path}: it is damaged or not a torch checkpoint ({reason}); use another copy '
+            'of the file')
+
+
+def refuse_or_report(path: str, err: pickle.UnpicklingError, opt_in: str = DEFAULT_OPT_IN) -> Exception:
+    """The error to raise for a weights-only load that failed with ``err``: untrusted object, or a damaged file."""
+    if refused_an_object(err):
+        return UntrustedCheckpointError(refusal_message(path, err, opt_in))
+    return CorruptCheckpointError(corrupt_message(path, err))
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu', trusted: bool = False,
@@ -135,17 +198,21 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu', trusted: bool = F
 
     Raises:
         UntrustedCheckpointError: The file needs types a weights-only load refuses and ``trusted`` is False.
-        RuntimeError: The file is not a readable torch checkpoint (truncated, not a zip/pickle); names the file.
+        CorruptCheckpointError: The file is not a readable torch checkpoint (truncated, a broken pickle, an array
+            too large to allocate); names the file.
     """
-    if trusted:
-        return torch.load(path, map_location=map_location, weights_only=False)
     try:
+        if trusted:
+            return torch.load(path, map_location=map_location, weights_only=False)
         with checkpoint_load_scope():
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UntrustedCheckpointError(refusal_message(path, err, opt_in)) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as err:
-        raise RuntimeError(f'cannot read checkpoint {path}: {err} (truncated or not a torch checkpoint)') from err
+        if trusted:
+            raise CorruptCheckpointError(corrupt_message(path, err)) from err
+        raise refuse_or_report(path, err, opt_in) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, MemoryError, OverflowError, ValueError) as err:
+        raise CorruptCheckpointError(f'cannot read checkpoint {path}: {type(err).__name__}: {err} (truncated, '
+                                     'damaged or not a torch checkpoint)') from err
 
 
 def read_state_dict(path: str, trusted: bool = False, opt_in: str = DEFAULT_OPT_IN) -> Dict[str, torch.Tensor]:
@@ -178,8 +245,7 @@ def read_state_dict(path: str, trusted: bool = False, opt_in: str = DEFAULT_OPT_
         raise FileNotFoundError(f'checkpoint {path} does not exist; set `pretrained` to a local file '
                                 '(nothing is downloaded at run time)')
     if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        state = load_file(path)
+        state = load_safetensors(path)
     else:
         state = load_checkpoint_file(path, 'cpu', trusted, opt_in)
     for key in CONTAINER_KEYS:
@@ -191,13 +257,88 @@ def read_state_dict(path: str, trusted: bool = False, opt_in: str = DEFAULT_OPT_
     return state
 
 
+# Largest safetensors header read (the format's own limit is 100 MB).
+MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+SAFETENSORS_ITEM_SIZES = {'BOOL': 1, 'U8': 1, 'I8': 1, 'F8_E5M2': 1, 'F8_E4M3': 1, 'I16': 2, 'U16': 2, 'F16': 2,
+                          'BF16': 2, 'I32': 4, 'U32': 4, 'F32': 4, 'I64': 8, 'U64': 8, 'F64': 8}
+
+
+def read_safetensors_header(path: str) -> Dict[str, Tuple[str, Tuple[int, ...]]]:
+    """``{name: (dtype, shape)}`` of a ``.safetensors`` file, read from its header without loading any tensor.
+
+    The header is checked against the file: its length, its JSON, and every tensor's dtype, shape and byte range
+    (inside the file, of the size the shape needs), so a damaged or crafted file is refused before anything is
+    allocated for it.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CorruptCheckpointError: The header is damaged or does not describe the file; names the file.
+    """
+    def bad(reason: str) -> CorruptCheckpointError:
+        return CorruptCheckpointError(f'{path} is not a valid .safetensors file: {reason}; use another copy of it')
+
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'weights file {path} does not exist')
+    size = osp.getsize(path)
+    if size < 8:
+        raise bad(f'{size} bytes, shorter than the 8-byte header length')
+    with open(path, 'rb') as f:
+        (length,) = struct.unpack('<Q', f.read(8))
+        if length > min(MAX_SAFETENSORS_HEADER, size - 8):
+            raise bad(f'header length {length} exceeds the file ({size} bytes) or the 100 MB limit')
+        raw = f.read(length)
+    try:
+        header = json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise bad(f'header is not UTF-8 JSON ({err})') from None
+    if not isinstance(header, dict):
+        raise bad(f'header is a JSON {type(header).__name__}, not an object')
+    data_size = size - 8 - length
+    out = {}
+    for name, entry in header.items():
+        if name == '__metadata__':
+            continue
+        if not isinstance(entry, dict):
+            raise bad(f'entry {name!r} is not an object')
+        dtype, shape, offsets = entry.get('dtype'), entry.get('shape'), entry.get('data_offsets')
+        if dtype not in SAFETENSORS_ITEM_SIZES:
+            raise bad(f'tensor {name!r} has dtype {dtype!r}')
+        if (not isinstance(shape, list) or len(shape) > 16
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise bad(f'tensor {name!r} has shape {shape!r}')
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1] <= data_size):
+            raise bad(f'tensor {name!r} has byte range {offsets!r} outside the {data_size} data bytes')
+        numel = 1
+        for d in shape:
+            numel *= d
+        if numel * SAFETENSORS_ITEM_SIZES[dtype] != offsets[1] - offsets[0]:
+            raise bad(f'tensor {name!r} of shape {shape} and dtype {dtype} does not fill its byte range {offsets}')
+        out[name] = (dtype, tuple(shape))
+    return out
+
+
+def load_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file, its header checked first (:func:`read_safetensors_header`).
+
+    Raises:
+        CorruptCheckpointError: The file is damaged; names the file.
+    """
+    read_safetensors_header(path)
+    from safetensors.torch import load_file
+    try:
+        return load_file(path)
+    except Exception as err:  # noqa: BLE001  (SafetensorError and friends do not name the file)
+        raise CorruptCheckpointError(f'cannot read {path}: {type(err).__name__}: {err}') from err
+
+
 def save_state_dict(state: Dict[str, torch.Tensor], path: str, meta: Optional[dict] = None) -> None:
     """Write weights for others to read: ``.safetensors`` (tensors + string metadata) or a weights-only ``.pth``.
 
     ``.safetensors`` files store ``meta`` as JSON under the ``ivnext_meta`` metadata key; ``.pth`` files hold
     ``{'state_dict': state, 'meta': meta}`` with plain values only, so both load without trusting the file.
     """
-    import json
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tensors = OrderedDict((k, v.detach().cpu().contiguous()) for k, v in state.items())
     if path.endswith('.safetensors'):
