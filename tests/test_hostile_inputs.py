@@ -198,3 +198,18 @@ def test_the_config_walk_sees_the_demo_configs():
     walked = [p for p in shipped_configs() if p.startswith('demo/')]
     assert {'demo/tiny_recognizer_i3dhead_cpu.py', 'demo/tiny_stage1_cpu.py', 'demo/ivnext_demo_stage1.py',
             'demo/ivnext_demo_probe.py'} <= set(walked)
+
+
+# ------------------------------------------------------------------------------------------ config-mode extraction
+def test_config_mode_extraction_counts_each_bad_clip_once_and_applies_the_ceiling():
+    from ivnext.cli.extract_features import bad_clip_list, check_bad_clip_ceiling
+    files = [f'/v/{i}.mp4' for i in range(12)]
+    # Clip 0 is met twice with different reasons (its own sample, then as a stand-in): one bad clip.
+    reports = [f'{f}: VideoDecodeError: broken' for f in files] + ['/v/0.mp4: OSError: again']
+    bad = bad_clip_list(files, reports)
+    assert len(bad) == 12 and bad[0] == '/v/0.mp4: VideoDecodeError: broken'
+    cfg = Config(dict(default_hooks=dict(bad_clips=dict(type='BadClipHook', max_bad_fraction=0.01))))
+    check_bad_clip_ceiling(cfg, 'test', bad[:10], 12)
+    with pytest.raises(ValueError, match=r'12 of the 12 clips of the test split could not be read, more than the '
+                       r'ceiling of 10'):
+        check_bad_clip_ceiling(cfg, 'test', bad, 12)

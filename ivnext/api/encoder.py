@@ -351,7 +351,7 @@ class VideoEncoder(nn.Module):
         try:
             model = cls(config['encoder'], prep)
             model.backbone.load_state_dict(load_safetensors(osp.join(folder, WEIGHTS_NAME)), strict=True)
-        except (TypeError, KeyError, RuntimeError) as err:  # a field or a shape that does not fit
+        except (TypeError, KeyError, ValueError, RuntimeError) as err:  # a field or a shape that does not fit
             raise ValueError(f'{osp.join(folder, CONFIG_NAME)} does not describe {osp.join(folder, WEIGHTS_NAME)} '
                              f'({type(err).__name__}: {" ".join(str(err).split())[:500]}); save the encoder '
                              'again') from None

@@ -201,7 +201,10 @@ def load_encoder(source: str, *, pretrained: bool = True, device: Union[str, tor
     prefix = find_encoder_prefix(state, path) if prefix is None else prefix
     enc = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     # The crop the caller asks for is the build resolution unless img_size says otherwise.
-    config = infer_encoder_config(enc, num_heads, img_size or preprocessing.get('crop'), None, clip_num_heads)
+    try:
+        config = infer_encoder_config(enc, num_heads, img_size or preprocessing.get('crop'), None, clip_num_heads)
+    except (ValueError, KeyError, IndexError) as err:
+        raise ValueError(f'{path}: {err.args[0] if err.args else err}') from None
     if num_frames is not None:
         config['num_frames'] = num_frames  # the position table is interpolated in time
     preprocessing.setdefault('num_frames', config['num_frames'])

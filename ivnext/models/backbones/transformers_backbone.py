@@ -98,9 +98,13 @@ def read_model_type(folder: str) -> Optional[str]:
     path = osp.join(folder, 'config.json')
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        config = json.load(f)
-    return config.get('model_type') if isinstance(config, dict) else None
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f'{path} is not valid UTF-8 JSON ({err})') from None
+    model_type = config.get('model_type') if isinstance(config, dict) else None
+    return model_type if isinstance(model_type, str) else None
 
 
 def is_transformers_folder(folder: str) -> bool:
