@@ -61,7 +61,8 @@ def test_list_readers_parse_or_name_the_line(data):
     from ivnext.datasets.video_list import read_video_list
     count('lists')
     bom = '\ufeff'.encode()
-    leading_bom = data.startswith(bom) and not data[3:].lstrip(b' \t').startswith(bom)
+    # a BOM that opens the file is dropped; one that opens a later line (after blank ones) is part of that path
+    leading_bom = data.startswith(bom) and not data[3:].lstrip(b' \t\r\n').startswith(bom)
     folder = tempfile.mkdtemp()
     try:
         path = os.path.join(folder, 'list.txt')

@@ -342,8 +342,11 @@ class VideoEncoder(nn.Module):
 
         from .folder_check import check_folder_weights
         check_folder_weights(folder, config, WEIGHTS_NAME, CONFIG_NAME)  # before anything is allocated
-        prep = dict(config.get('preprocessing') or {})
-        prep.update(preprocessing)
+        saved = config.get('preprocessing') or {}
+        if not isinstance(saved, dict):
+            raise ValueError(f'{osp.join(folder, CONFIG_NAME)}: "preprocessing" must be an object of Preprocessing '
+                             f'fields, got {type(saved).__name__}; save the encoder again')
+        prep = dict(saved, **preprocessing)
         try:
             prep = Preprocessing(**prep)
         except (TypeError, ValueError) as err:
