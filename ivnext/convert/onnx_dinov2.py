@@ -14,8 +14,10 @@ def _constants(graph) -> Dict[str, np.ndarray]:
 
 
 # transformers 4.x Dinov2Model names (those of the ONNX export) -> transformers 5 names.
-_ATTENTION_NAMES_5 = {'attention.attention.query.': 'attention.q_proj.', 'attention.attention.key.': 'attention.k_proj.',
-                      'attention.attention.value.': 'attention.v_proj.', 'attention.output.dense.': 'attention.o_proj.'}
+_ATTENTION_NAMES_5 = {'attention.attention.query.': 'attention.q_proj.',
+                      'attention.attention.key.': 'attention.k_proj.',
+                      'attention.attention.value.': 'attention.v_proj.',
+                      'attention.output.dense.': 'attention.o_proj.'}
 
 
 def _to_model_names(state: Dict[str, np.ndarray], model_keys) -> Dict[str, np.ndarray]:

@@ -18,8 +18,8 @@ class DINOv2Teacher(HFImageTeacher):
 
     - ``pooled``: the CLS token after the final layernorm (``pooler_output``).
     - ``importance``: last layer's CLS -> patch attention averaged over heads, recomputed from that layer's queries
-      and keys (``norm1`` of the layer input, then the query / key projections); the softmax runs over all tokens and the
-      patch part is renormalised to sum to 1.
+      and keys (``norm1`` of the layer input, then the query / key projections); the softmax runs over all tokens
+      and the patch part is renormalised to sum to 1.
 
     Args:
         **kwargs: See :class:`HFImageTeacher`. ``image_size`` defaults to 224, ``mean``/``std`` to ImageNet's.
