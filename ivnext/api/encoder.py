@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ivnext.models.backbones import InternVideoNextViT, TransformersBackbone
+from ivnext.utils.json_config import read_config_json
 from ivnext.video import VideoReader, open_video, plan_windows, uniform_clip_by_time
 
 CONFIG_NAME = 'config.json'
@@ -363,13 +364,6 @@ class VideoEncoder(nn.Module):
 
 def read_ivnext_config(folder: str) -> Optional[Dict]:
     """The ivnext ``config.json`` of ``folder``, or None when there is none (or it is another library's)."""
-    path = osp.join(folder, CONFIG_NAME)
-    if not osp.isfile(path):
-        return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f'{path} is not valid UTF-8 JSON ({err}); save the encoder again') from None
+    config = read_config_json(folder, CONFIG_NAME, hint='; save the encoder again')
     return config if isinstance(config, dict) and config.get('model_type') == MODEL_TYPE else None
 

@@ -45,6 +45,8 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
+from ...utils.json_config import read_config_json
+
 # Normalisation constants of transformers' image processors (0-1 scale).
 IMAGENET_DEFAULT = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 IMAGENET_STANDARD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -95,14 +97,7 @@ FAMILY_ALIASES = {'siglip': 'siglip_vision_model', 'siglip2': 'siglip2_vision_mo
 
 def read_model_type(folder: str) -> Optional[str]:
     """``model_type`` of a transformers model folder's ``config.json`` (None without one)."""
-    path = osp.join(folder, 'config.json')
-    if not osp.isfile(path):
-        return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f'{path} is not valid UTF-8 JSON ({err})') from None
+    config = read_config_json(folder)
     model_type = config.get('model_type') if isinstance(config, dict) else None
     return model_type if isinstance(model_type, str) else None
 
