@@ -155,15 +155,50 @@ class MultiBlockMasker3D(BaseMasker):
         if bool(union.all(1).any()):
             raise RuntimeError(f'{self.num_blocks} blocks of size {size} keep covering the whole grid {grid}; '
                                f'lower num_blocks or spatial_scale.')
-        keep = self.context_size(int((~union).sum(1).min()), union.shape[1])
-        if self.context_order == 'raster':
-            keys = torch.arange(union.shape[1], device=host, dtype=torch.float32).expand(union.shape)
-        else:
-            keys = torch.rand(union.shape, device=host, generator=generator)
-        visible = keys.masked_fill(union, float('inf')).argsort(dim=1, stable=True)[:, :keep]
-        mask = TokenMask.from_visible(visible, union.shape[1])
+        mask = self.context_from_union(union, generator)
         device = torch.device(device) if device is not None else host
         return mask.to(device, non_blocking=True), blocks
+
+    def mask_from_blocks(self, blocks: torch.Tensor, grid: Sequence[int],
+                         generator: Optional[torch.Generator] = None) -> TokenMask:
+        """The mask given the boxes: their union masked, then the context equalised and capped.
+
+        Args:
+            blocks: (B, K, 6) long boxes ``[t0, h0, w0, t1, h1, w1)`` (half-open), e.g. from
+                :meth:`sample_with_blocks` or from another implementation's draws.
+            grid: (T, H, W).
+            generator: Draws the kept subset for ``context_order='random'`` (unused for 'raster').
+
+        Returns:
+            TokenMask: on the boxes' device.
+
+        Raises:
+            ValueError: a sample's boxes cover the whole grid (no context left).
+        """
+        grid = self.check_grid(grid)
+        union = self.blocks_to_union(blocks, grid)
+        if bool(union.all(1).any()):
+            raise ValueError(f'blocks cover the whole grid {tuple(grid)} in samples '
+                             f'{union.all(1).nonzero().flatten().tolist()}; every sample needs context')
+        return self.context_from_union(union, generator)
+
+    def context_from_union(self, union: torch.Tensor, generator: Optional[torch.Generator] = None) -> TokenMask:
+        """Context = complement of ``union``, cut to the batch minimum and the cap, earliest (or random) first.
+
+        Args:
+            union: (B, N) bool, True inside a block; every row has at least one False.
+            generator: Draws the kept subset for ``context_order='random'``.
+
+        Returns:
+            TokenMask: the same number of visible tokens in every sample.
+        """
+        keep = self.context_size(int((~union).sum(1).min()), union.shape[1])
+        if self.context_order == 'raster':
+            keys = torch.arange(union.shape[1], device=union.device, dtype=torch.float32).expand(union.shape)
+        else:
+            keys = torch.rand(union.shape, device=union.device, generator=generator)
+        visible = keys.masked_fill(union, float('inf')).argsort(dim=1, stable=True)[:, :keep]
+        return TokenMask.from_visible(visible, union.shape[1])
 
     def sample(self,
                batch_size: int,
