@@ -113,11 +113,11 @@ def test_an_evaluator_that_would_score_stand_ins_is_named(bad_files, video_clips
 
 
 def test_dataset_feature_extraction_leaves_bad_clips_out_and_lists_them(bad_files, video_clips, tmp_path, tiny_cfg):
-    from ivnext.cli.extract_features import extract
+    from ivnext.api import extract_dataset
     ann = write_list(tmp_path / 'test.txt', video_clips.val_ann_file, bad_files)
     cfg = wrapped(tiny_cfg, ann)
     cfg.test_dataloader.batch_size = 3
-    result = extract(cfg, None, mode='avg', split='test', num_workers=0)
+    result = extract_dataset(cfg, None, mode='avg', split='test', num_workers=0)
     good_lines = Path(video_clips.val_ann_file).read_text().splitlines()
     assert result['features'].shape[0] == len(good_lines) == len(result['labels']) == len(result['filenames'])
     assert [Path(f).name for f in result['filenames']] == [line.split()[0] for line in good_lines]

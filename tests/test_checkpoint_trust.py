@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 
 import ivnext.cli.evaluate as test_tool
 import ivnext.cli.train as train_tool
-from ivnext.analysis.reconstruction import load_model as load_reconstruction_model
+from ivnext.visualization.reconstruction import load_model as load_reconstruction_model
 from ivnext.convert.export_backbone import export_backbone
 from ivnext.convert.release import convert_release
 from ivnext.utils.checkpoint import (CheckpointMismatchError, UntrustedCheckpointError, load_checkpoint_file,

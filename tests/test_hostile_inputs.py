@@ -202,7 +202,7 @@ def test_the_config_walk_sees_the_demo_configs():
 
 # ------------------------------------------------------------------------------------------ config-mode extraction
 def test_config_mode_extraction_counts_each_bad_clip_once_and_applies_the_ceiling():
-    from ivnext.cli.extract_features import bad_clip_list, check_bad_clip_ceiling
+    from ivnext.api.dataset_extraction import bad_clip_list, check_bad_clip_ceiling
     files = [f'/v/{i}.mp4' for i in range(12)]
     # Clip 0 is met twice with different reasons (its own sample, then as a stand-in): one bad clip.
     reports = [f'{f}: VideoDecodeError: broken' for f in files] + ['/v/0.mp4: OSError: again']

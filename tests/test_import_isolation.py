@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Packages (and modules) that only the demo, the converters, tools/analysis and the command lines need.
-APART = ('ivnext.demo', 'ivnext.convert', 'ivnext.analysis', 'ivnext.cli')
+APART = ('ivnext.demo', 'ivnext.convert', 'ivnext.analysis', 'ivnext.cli', 'ivnext.visualization')
 NAME_PARTS = ('demo', 'onnx', 'flops', 'benchmark', 'profile')
 
 
@@ -36,7 +36,7 @@ def test_apart_packages_import_on_their_own():
              'ivnext.convert.release', 'ivnext.convert.kmash_list', 'ivnext.analysis.flops',
              'ivnext.analysis.benchmark', 'ivnext.analysis.profile', 'ivnext.analysis.config_benchmark',
              'ivnext.analysis.compare', 'ivnext.analysis.config_flops', 'ivnext.analysis.memory',
-             'ivnext.analysis.reconstruction', 'ivnext.cli.train', 'ivnext.cli.evaluate')
+             'ivnext.visualization.reconstruction', 'ivnext.cli.train', 'ivnext.cli.evaluate')
     modules = _modules_after('import ' + ', '.join(apart))
     for name in ('ivnext.demo.demo_clips', *apart):
         assert name in modules

@@ -20,7 +20,7 @@ from mmengine.config import Config
 import ivnext
 import ivnext.cli.evaluate as test_tool
 import ivnext.cli.train as train_tool
-from ivnext.cli.extract_features import load_backbone_weights
+from ivnext.api.dataset_extraction import load_backbone_weights
 from ivnext.convert.export_backbone import export_backbone
 from ivnext.utils.checkpoint import UntrustedCheckpointError, load_checkpoint_file, read_state_dict
 

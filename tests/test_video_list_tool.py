@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from helpers_video import render_clip, write_mp4
 
+from ivnext.datasets.list_builder import build_list
+
 
 @pytest.fixture(scope='module')
 def tool():
@@ -41,8 +43,8 @@ def test_labelled_list_from_class_folders(tool, folder, tmp_path):
     assert len(result['good']) == 4 and result['classes'] == ['cooking', 'dancing']
 
 
-def test_path_only_list_for_pretraining(tool, folder, tmp_path):
-    result = tool.build_list(str(folder), str(tmp_path / 'pretrain.txt'), workers=1)
+def test_path_only_list_for_pretraining(folder, tmp_path):
+    result = build_list(str(folder), str(tmp_path / 'pretrain.txt'), workers=1)
     lines = (tmp_path / 'pretrain.txt').read_text().splitlines()
     assert 'dancing/tiny.mp4' in lines and 'cooking/corrupt.mp4' not in lines
     assert all(len(line.split()) == 1 for line in lines) and len(lines) == 5
@@ -50,8 +52,8 @@ def test_path_only_list_for_pretraining(tool, folder, tmp_path):
     with pytest.raises(ValueError, match='class sub-folder'):
         (folder / 'loose.mp4').write_bytes((folder / 'dancing' / 'tiny.mp4').read_bytes())
         try:
-            tool.build_list(str(folder), str(tmp_path / 'x.txt'), labels_from_folders=True, workers=1)
+            build_list(str(folder), str(tmp_path / 'x.txt'), labels_from_folders=True, workers=1)
         finally:
             (folder / 'loose.mp4').unlink()
     with pytest.raises(FileNotFoundError, match='does not exist'):
-        tool.build_list(str(tmp_path / 'nowhere'), str(tmp_path / 'y.txt'))
+        build_list(str(tmp_path / 'nowhere'), str(tmp_path / 'y.txt'))

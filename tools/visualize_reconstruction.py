@@ -14,7 +14,7 @@ import argparse
 import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and mmaction2)
 from mmengine.config import Config, DictAction
 
-from ivnext.analysis.reconstruction import visualize
+from ivnext.visualization.reconstruction import visualize
 
 
 def parse_args(argv=None) -> argparse.Namespace:

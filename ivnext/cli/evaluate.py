@@ -13,8 +13,8 @@ from mmaction.registry import RUNNERS
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from ivnext.hooks.safe_checkpoint_hook import (
-    add_loading_arguments, apply_loading_arguments, prepare_runner_loading)
+from ivnext.cli.loading_args import add_loading_arguments, apply_loading_arguments
+from ivnext.hooks.safe_checkpoint_hook import prepare_runner_loading
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -37,173 +37,17 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
-import numpy as np
 import torch
 
 import ivnext  # noqa: F401
+from ivnext.api import extract_videos, load_encoder
+from ivnext.api.dataset_extraction import FEATURE_MODES, FEATURE_SUFFIXES, extract_dataset, save_features
 from ivnext.api.extraction import ExtractionSummary
 from ivnext.cli.errors import FAILURE, SUCCESS, run_as_command
-from ivnext.datasets.skip_bad_clips import BAD_CLIPS_KEY, PLACEHOLDER_KEY
-from ivnext.utils.checkpoint import load_encoder_checkpoint, named_opt_in
-from mmaction.registry import MODELS
+from ivnext.utils.checkpoint import named_opt_in
 from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.runner import Runner
-from mmengine.utils import ProgressBar
-
-MODES = ('pooled', 'tokens', 'avg')
-# Backbones whose output the dataset mode saves (a TransformersBackbone builds from its own pretrained folder or
-# model_config; a CHECKPOINT then replaces its weights).
-BACKBONES = ('InternVideoNextViT', 'TransformersBackbone')
-SUFFIXES = ('.npy', '.npz', '.pt', '.pth')
-
-
-def load_backbone_weights(backbone: torch.nn.Module, path: str, trusted: bool = False) -> None:
-    """Load encoder weights from any checkpoint (released, exported, recognizer or MMEngine training run).
-
-    The file is read weights-only; ``trusted`` unpickles it in full (files of your own origin only).
-
-    Raises:
-        KeyError: When encoder weights are missing from the file (features of random weights are useless).
-    """
-    missing, _ = load_encoder_checkpoint(backbone, path, strict=False, trusted=trusted,
-                                         opt_in='`--trust-checkpoint`')
-    if missing:
-        raise KeyError(f'{path} lacks encoder weights {missing}; is it an InternVideo-Next checkpoint?')
-
-
-def build_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str,
-                trusted: bool = False) -> torch.nn.Module:
-    """The config's model with the backbone set to ``out_type=mode`` and its weights loaded, in eval mode."""
-    backbone_cfg = cfg.model.backbone
-    backbone_type = backbone_cfg.get('type')
-    if backbone_type not in BACKBONES:
-        raise ValueError(f'model.backbone.type must be one of {BACKBONES}, got {backbone_type!r}')
-    if backbone_type == 'TransformersBackbone' and mode == 'pooled':
-        raise ValueError('--mode pooled needs the InternVideo-Next clip projector; a TransformersBackbone has none: '
-                         'use --mode avg or --mode tokens')
-    backbone_cfg.out_type = mode
-    if mode == 'pooled':
-        backbone_cfg.with_clip_projector = True
-    if checkpoint is not None and backbone_type == 'InternVideoNextViT':
-        backbone_cfg.pretrained = None
-    model = MODELS.build(cfg.model)
-    if checkpoint is not None:
-        load_backbone_weights(model.backbone, checkpoint, trusted)
-    else:
-        model.backbone.init_weights()
-    return model.to(device).eval()
-
-
-def bad_clip_list(files: List[str], reports: List[str]) -> List[str]:
-    """One ``'path: reason'`` per unreadable clip of the split (``files``: the clips that got a placeholder),
-    whatever number of times each was met while loading."""
-    out = []
-    for name in dict.fromkeys(files):
-        out.append(next((r for r in reports if r.startswith(f'{name}: ')), f'{name}: could not be read'))
-    return out
-
-
-def check_bad_clip_ceiling(cfg: Config, split: str, bad: List[str], total: int) -> None:
-    """Stop, as training and testing do (``BadClipHook``), when more clips are bad than the config's ceiling.
-
-    Raises:
-        ValueError: More than ``max(min_bad_clips, max_bad_fraction * total)`` clips could not be read.
-    """
-    hook = dict((cfg.get('default_hooks') or {}).get('bad_clips') or {})
-    fraction = float(hook.get('max_bad_fraction', 0.01))
-    limit = max(int(hook.get('min_bad_clips', 10)), int(fraction * total))
-    if len(bad) > limit:
-        raise ValueError(f'{len(bad)} of the {total} clips of the {split} split could not be read, more than the '
-                         f'ceiling of {limit} (default_hooks.bad_clips.max_bad_fraction={fraction}, min_bad_clips); '
-                         'fix the data or raise the ceiling with --cfg-options: ' + '; '.join(bad[:20]))
-
-
-def extract(cfg: Config, checkpoint: Optional[str], mode: str = 'pooled', split: str = 'test',
-            batch_size: Optional[int] = None, num_workers: Optional[int] = None, average_views: bool = False,
-            device: str = 'cpu', trusted: bool = False) -> Dict:
-    """Run the backbone over every clip of ``split``.
-
-    Clips that cannot be read are left out when the split's dataset is wrapped in ``SkipBadClips`` (every base
-    dataset config is): their stand-ins are dropped and the files are listed in ``bad_clips``.
-
-    Returns:
-        dict: ``features`` (N, V, ...) or (N, ...) float32 tensor, ``labels`` (N,) int64 tensor,
-        ``filenames`` list of str (the N kept clips), ``bad_clips`` list of ``'path: reason'`` str.
-    """
-    if mode not in MODES:
-        raise ValueError(f'--mode must be one of {MODES}, got {mode!r}')
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
-    key = f'{split}_dataloader'
-    if cfg.get(key) is None:
-        raise KeyError(f'the config has no {key}; choose --split among train/val/test')
-    loader_cfg = cfg[key].copy()
-    if batch_size is not None:
-        loader_cfg.batch_size = batch_size
-    if num_workers is not None:
-        loader_cfg.num_workers = num_workers
-        loader_cfg.persistent_workers = num_workers > 0 and loader_cfg.get('persistent_workers', False)
-    loader_cfg.sampler = dict(type='DefaultSampler', shuffle=False)
-    loader = Runner.build_dataloader(loader_cfg)
-    model = build_model(cfg, checkpoint, mode, device, trusted)
-
-    feats: List[torch.Tensor] = []
-    labels: List[torch.Tensor] = []
-    keep: List[bool] = []
-    bad: List[str] = []
-    progress = ProgressBar(len(loader.dataset))
-    with torch.no_grad():
-        for data in loader:
-            data = model.data_preprocessor(data, False)
-            inputs = data['inputs']  # (B, V, C, T, H, W)
-            b, v = inputs.shape[:2]
-            out = model.backbone(inputs.flatten(0, 1))
-            if isinstance(out, (tuple, list)):
-                raise ValueError('the backbone returns several out_indices; set model.backbone.out_indices=-1')
-            out = out.float().view(b, v, *out.shape[1:])
-            out = out.mean(1) if average_views else out
-            samples = data['data_samples']
-            placeholder = torch.tensor([bool(s.metainfo.get(PLACEHOLDER_KEY, False)) for s in samples])
-            feats.append(out.cpu()[~placeholder])
-            for sample, is_placeholder in zip(samples, placeholder.tolist()):
-                bad.extend(sample.metainfo.get(BAD_CLIPS_KEY, []))
-                keep.append(not is_placeholder)
-                if not is_placeholder:
-                    labels.append(sample.gt_label.view(-1)[:1].long().cpu())
-            progress.update(b)
-    sys.stdout.write('\n')
-    # The sampler is sequential in one process, so clips come in dataset order.
-    dataset = loader.dataset
-    files = [str(dataset.get_data_info(i).get('filename', '')) for i in range(len(dataset))]
-    names = [name for name, kept in zip(files, keep) if kept]
-    bad = bad_clip_list([name for name, kept in zip(files, keep) if not kept], bad)
-    if bad:
-        print(f'{len(bad)} clip(s) could not be read and are left out:\n  ' + '\n  '.join(bad))
-    check_bad_clip_ceiling(cfg, split, bad, len(dataset))
-    labels_out = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
-    return dict(features=torch.cat(feats), labels=labels_out, filenames=names, bad_clips=bad)
-
-
-def save(result: Dict, out: str, mode: str, config: str) -> List[str]:
-    """Write ``result`` to ``out`` (.npy + _labels.npy, .npz, or .pt / .pth). Returns the written paths."""
-    suffix = osp.splitext(out)[1]
-    if suffix not in SUFFIXES:
-        raise ValueError(f'--out must end with one of {SUFFIXES}, got {out!r}')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    feats, labels = result['features'].numpy(), result['labels'].numpy()
-    if suffix == '.npy':
-        label_path = osp.splitext(out)[0] + '_labels.npy'
-        np.save(out, feats)
-        np.save(label_path, labels)
-        return [out, label_path]
-    if suffix == '.npz':
-        np.savez(out, features=feats, labels=labels, filenames=np.array(result['filenames']))
-        return [out]
-    torch.save(dict(result, mode=mode, config=config), out)
-    return [out]
-
 
 USAGE = ('\n  %(prog)s SOURCE --videos VIDEOS --out-dir OUT_DIR [window options]\n'
          '  %(prog)s CONFIG CHECKPOINT --out OUT [dataset options]')
@@ -247,7 +91,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument('checkpoint', help="encoder / recognizer / training checkpoint, or 'none' for the "
                         "config's model.backbone.pretrained")
     parser.add_argument('--out', required=True, help='output .npy (+ _labels.npy), .npz or .pt')
-    parser.add_argument('--mode', choices=MODES, default='pooled', help='which backbone output to save')
+    parser.add_argument('--mode', choices=FEATURE_MODES, default='pooled', help='which backbone output to save')
     parser.add_argument('--split', choices=('train', 'val', 'test'), default='test',
                         help="dataloader (and pipeline) of the config to read (default 'test')")
     parser.add_argument('--batch-size', type=int, default=None, help='override the dataloader batch size')
@@ -327,7 +171,6 @@ def run_windows(argv=None) -> ExtractionSummary:
     Returns:
         ExtractionSummary: this process's share (done, skipped and bad videos).
     """
-    from ivnext.api import extract_videos, load_encoder
     args = parse_window_args(argv)
     distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
     if distributed and not torch.distributed.is_initialized():
@@ -359,7 +202,7 @@ def run_dataset(argv=None) -> Dict:
     """The dataset mode: features of a config's split, saved to ``--out``.
 
     Returns:
-        dict: :func:`extract`'s result plus ``files``, the written paths.
+        dict: :func:`ivnext.api.extract_dataset`'s result plus ``files``, the written paths.
     """
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -371,11 +214,11 @@ def run_dataset(argv=None) -> Dict:
     if checkpoint is not None and not osp.exists(checkpoint):
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist (pass 'none' for the config's "
                                 'model.backbone.pretrained)')
-    if osp.splitext(args.out)[1] not in SUFFIXES:
-        raise ValueError(f'--out must end with one of {SUFFIXES}, got {args.out!r}')
-    result = extract(cfg, checkpoint, args.mode, args.split, args.batch_size, args.num_workers,
-                     args.average_views, args.device, args.trust_checkpoint)
-    paths = save(result, args.out, args.mode, args.config)
+    if osp.splitext(args.out)[1] not in FEATURE_SUFFIXES:
+        raise ValueError(f'--out must end with one of {FEATURE_SUFFIXES}, got {args.out!r}')
+    result = extract_dataset(cfg, checkpoint, args.mode, args.split, args.batch_size, args.num_workers,
+                             args.average_views, args.device, args.trust_checkpoint)
+    paths = save_features(result, args.out, args.mode, args.config)
     print(f"features {tuple(result['features'].shape)}, labels {tuple(result['labels'].shape)} -> {', '.join(paths)}")
     return dict(result, files=paths)
 

@@ -49,7 +49,7 @@ def extract_tokens(cfg: Config, checkpoint: Optional[str], split: str, seed: int
     Returns:
         dict: ``tokens`` (N, num_cls + T'H'W', C) float32, ``filenames`` (N,) absolute paths in loader order.
     """
-    from ivnext.cli.extract_features import extract
+    from ivnext.api import extract_dataset as extract
     torch.manual_seed(seed)
     out = extract(cfg.copy(), checkpoint, mode='tokens', split=split, average_views=True)
     return dict(tokens=out['features'], filenames=out['filenames'])

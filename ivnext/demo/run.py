@@ -37,7 +37,7 @@ import ivnext  # noqa: F401  (compat fixes and registration, before mmengine and
 import ivnext.datasets  # noqa: F401
 from mmengine.config import Config
 from mmengine.runner import Runner
-from ivnext.analysis.reconstruction import load_model, visualize
+from ivnext.visualization.reconstruction import load_model, visualize
 from ivnext.demo import cached_probe, calibration
 from ivnext.demo.demo_clips import load_clip_records
 from ivnext.demo.object_motion_clips import ObjectMotionConfig, build_object_motion_clips

@@ -1,10 +1,8 @@
 """MMEngine's CheckpointHook, made crash-safe and safe to load from."""
-import argparse
 import os
 import os.path as osp
 import pickle
 import re
-import shutil
 import zipfile
 from typing import Any, Callable, Dict, List, Optional
 
@@ -17,12 +15,12 @@ from mmengine.model import is_model_wrapper
 from ivnext.utils.checkpoint import (CheckpointMismatchError, CorruptCheckpointError, UntrustedCheckpointError,
                                      checkpoint_load_scope, corrupt_message, fit_report, format_fit_report,
                                      refuse_or_report)
+from ivnext.utils.files import PARTIAL_SUFFIX, free_space, fsync_dir, fsync_path, remove_path, write_text_atomic
 from ivnext.utils.rng_state import capture_rng_state, restore_rng_state
 from ivnext.video.readers import regular_file_problem
 
 TRUST_OPT_IN = '--trust-checkpoint (or `trust_checkpoint = True` in the config)'
 PARTIAL_OPT_IN = '--partial-load (or `allow_partial_load = True` in the config)'
-PARTIAL_SUFFIX = '.partial'
 # Files a DeepSpeed (``mp_rank_00_model_states.pt``) or sharded FSDP (``rank0.pth``) checkpoint folder holds.
 SHARDED_STATE_SUFFIXES = ('.pt', '.pth')
 
@@ -83,35 +81,6 @@ def newest_complete_checkpoint(directory: str, filename_tmpl: str, warn: Callabl
     return None
 
 
-def _fsync_path(path: str) -> None:
-    """Flush a file, or every file of a directory, and the directory entries, to disk."""
-    paths = [path] if osp.isfile(path) else [osp.join(root, f) for root, _, files in os.walk(path) for f in files]
-    for name in paths:
-        with open(name, 'rb') as f:
-            os.fsync(f.fileno())
-    _fsync_dir(osp.dirname(osp.abspath(path)))
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems do not fsync directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(path: str) -> None:
-    if osp.isdir(path):
-        shutil.rmtree(path)
-    elif osp.lexists(path):
-        os.remove(path)
-
-
 def remove_partial_checkpoints(directory: str, log: Callable[[str], Any] = print) -> List[str]:
     """Remove the ``*.partial`` files an interrupted or failed save left in ``directory``; returns their paths.
 
@@ -125,28 +94,9 @@ def remove_partial_checkpoints(directory: str, log: Callable[[str], Any] = print
         if name.endswith(PARTIAL_SUFFIX):
             path = osp.join(directory, name)
             log(f'removing {path}, left by an interrupted save')
-            _remove(path)
+            remove_path(path)
             removed.append(path)
     return removed
-
-
-def free_space(directory: str) -> str:
-    """Free space on the file system of ``directory``, e.g. '1.2 GB free', or 'free space unknown'."""
-    try:
-        return f'{shutil.disk_usage(directory).free / 1e9:.2f} GB free'
-    except OSError:
-        return 'free space unknown'
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
-    tmp = path + PARTIAL_SUFFIX
-    with open(tmp, 'w') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(osp.dirname(osp.abspath(path)))
 
 
 @HOOKS.register_module()
@@ -245,7 +195,7 @@ class SafeCheckpointHook(CheckpointHook):
             for name in os.listdir(self.out_dir):
                 if name.endswith(PARTIAL_SUFFIX):
                     runner.logger.warning(f'removing {osp.join(self.out_dir, name)}, left by an interrupted save')
-                    _remove(osp.join(self.out_dir, name))
+                    remove_path(osp.join(self.out_dir, name))
         if self._pending_rng is None:
             return
         loop = runner.train_loop
@@ -291,22 +241,22 @@ class SafeCheckpointHook(CheckpointHook):
         runner.message_hub.update_info('last_ckpt', final)
         partial = final + PARTIAL_SUFFIX
         if is_main_process():
-            _remove(partial)
+            remove_path(partial)
         try:
             runner.save_checkpoint(self.out_dir, name + PARTIAL_SUFFIX, self.file_client_args,
                                    save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
                                    meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
             barrier()  # sharded strategies write from every rank
             if is_main_process():
-                _fsync_path(partial)
+                fsync_path(partial)
                 if osp.isdir(final):
-                    shutil.rmtree(final)
+                    remove_path(final)
                 os.replace(partial, final)
-                _fsync_dir(self.out_dir)
+                fsync_dir(self.out_dir)
                 write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), final)
         except OSError as err:
             self._rng_states = None
-            _remove(partial)  # never leave a partial file filling the disk
+            remove_path(partial)  # never leave a partial file filling the disk
             raise OSError(err.errno, f'cannot write checkpoint {final} ({err.strerror or err}; '
                           f'{free_space(self.out_dir)} in {self.out_dir}); the partial file was removed and the '
                           'previous checkpoints are intact: free some space and resume with --resume') from err
@@ -314,7 +264,7 @@ class SafeCheckpointHook(CheckpointHook):
             for old in outdated:
                 old_path = osp.join(self.out_dir, self.filename_tmpl.format(old))
                 if old_path != final:
-                    _remove(old_path)
+                    remove_path(old_path)
         self._rng_states = None
 
 
@@ -355,24 +305,6 @@ def install_safe_loading(runner) -> None:
 
     runner.load_checkpoint = in_load_scope(runner.load_checkpoint)
     runner.resume = in_load_scope(runner.resume)
-
-
-def add_loading_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the tools' checkpoint-loading flags: ``--trust-checkpoint`` and ``--partial-load``."""
-    parser.add_argument('--trust-checkpoint', action='store_true',
-                        help='unpickle the loaded / resumed checkpoint in full (it can run code stored in the file: '
-                        'only for files you trust); by default checkpoints load weights-only')
-    parser.add_argument('--partial-load', action='store_true',
-                        help='load the keys of the checkpoint that fit the model and warn about the rest (by default '
-                        'a checkpoint with missing, unexpected or differently shaped keys stops the run)')
-
-
-def apply_loading_arguments(cfg, args: argparse.Namespace) -> None:
-    """Copy the flags of :func:`add_loading_arguments` into the config's top-level loading fields."""
-    if args.trust_checkpoint:
-        cfg.trust_checkpoint = True
-    if args.partial_load:
-        cfg.allow_partial_load = True
 
 
 def prepare_runner_loading(runner) -> None:
