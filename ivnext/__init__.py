@@ -24,6 +24,7 @@ from .version import __version__  # noqa: E402
 
 # The public API, imported on first use so that `import ivnext` stays light.
 _API = ('load_encoder', 'VideoEncoder', 'VideoFeatures', 'Preprocessing', 'extract_videos')
+_API += ('load_aligner', 'Aligner')
 
 
 def __getattr__(name: str):

@@ -9,6 +9,7 @@ Example::
     out.features, out.starts, out.ends                                # (W, 768), (W,), (W,)
 """
 from .dataset_extraction import extract_dataset, save_features
+from .aligner import Aligner, load_aligner
 from .encoder import Preprocessing, VideoEncoder, VideoFeatures
 from .extraction import ExtractionSummary, SettingsChangedError, extract_videos, list_videos
 from .hub import resolve_hub_id
@@ -17,3 +18,4 @@ from .loading import PRESETS, load_encoder
 __all__ = ['Preprocessing', 'VideoEncoder', 'VideoFeatures', 'ExtractionSummary', 'SettingsChangedError',
            'extract_videos', 'list_videos', 'extract_dataset', 'save_features', 'resolve_hub_id', 'PRESETS',
            'load_encoder']
+__all__ += ['Aligner', 'load_aligner']

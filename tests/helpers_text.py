@@ -1,0 +1,55 @@
+"""Tiny text towers saved as transformers folders, and a tiny encoder folder, for the video-text tests."""
+from pathlib import Path
+
+import torch
+
+# A word-piece vocabulary large enough for the test captions (unknown words map to [UNK]).
+WORDS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'a', 'the', 'video', 'of', 'red', 'green', 'blue', 'yellow',
+         'square', 'moving', 'moves', 'left', 'right', 'up', 'down', 'to', 'is', 'clip', 'shape', 'in', 'playing',
+         'guitar', 'dog', 'cat', 'running', 'jumping', 'apply', 'eye', 'makeup', 'something', 'into', 'putting', '.']
+
+TINY_ENCODER = dict(arch=dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0), img_size=56, patch_size=14,
+                    num_frames=4, with_clip_projector=True, clip_embed_dims=32, clip_num_heads=4,
+                    use_flash_attn=False)
+
+
+def save_tokenizer(folder: Path):
+    from transformers import BertTokenizerFast
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / 'vocab.txt'
+    vocab.write_text('\n'.join(WORDS) + '\n')
+    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(str(folder))
+
+
+def save_tiny_bert(folder: Path, hidden: int = 24) -> Path:
+    """A random 1-layer BERT (width ``hidden``) with its tokenizer: a BERT-style sentence encoder, mean pooled."""
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    save_tokenizer(folder)
+    config = BertConfig(vocab_size=len(WORDS), hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=64)
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_clip_text(folder: Path, hidden: int = 24, projection: int = 16) -> Path:
+    """A random 1-layer CLIP text model with projection (``CLIPTextModelWithProjection``) and a tokenizer."""
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+    torch.manual_seed(0)
+    save_tokenizer(folder)
+    sep = WORDS.index('[SEP]')
+    config = CLIPTextConfig(vocab_size=len(WORDS), hidden_size=hidden, intermediate_size=2 * hidden,
+                            num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=32,
+                            projection_dim=projection, eos_token_id=sep, bos_token_id=WORDS.index('[CLS]'),
+                            pad_token_id=0)
+    CLIPTextModelWithProjection(config).save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_encoder(folder: Path) -> Path:
+    """A random tiny InternVideo-Next encoder folder (4 frames of 56 px, width 64, clip projector to 32)."""
+    from ivnext.api import Preprocessing, VideoEncoder
+    torch.manual_seed(0)
+    VideoEncoder(TINY_ENCODER, Preprocessing(num_frames=4, frame_interval=2, resize=64, crop=56)).save_pretrained(
+        str(folder))
+    return folder
