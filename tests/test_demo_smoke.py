@@ -12,7 +12,7 @@ import ivnext  # noqa: F401
 from mmaction.registry import MODELS
 from mmengine.config import Config
 
-from ivnext.demo import cached_probe
+from ivnext.evaluation import cached_probe
 from ivnext.demo import run as run_demo
 from ivnext.models.algorithms.clip_geometry import ClipGeometry
 

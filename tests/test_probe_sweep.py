@@ -164,7 +164,7 @@ def test_hook_logs_every_head_selects_and_saves_the_best(perfect, expected, tmp_
 
 
 def test_cached_feature_path_trains_the_sweep_and_reports_the_best(repo_root):
-    from ivnext.demo.cached_probe import train_probe
+    from ivnext.evaluation.cached_probe import train_probe
     from test_probe import separable_tokens
 
     cfg = Config.fromfile(str(repo_root / 'configs/probe/attnprobe-sweep_ivnext-vit-b-p14_16x224_20e_k400.py'))

@@ -38,7 +38,8 @@ import ivnext.datasets  # noqa: F401
 from mmengine.config import Config
 from mmengine.runner import Runner
 from ivnext.visualization.reconstruction import load_model, visualize
-from ivnext.demo import cached_probe, calibration
+from ivnext.demo import calibration
+from ivnext.evaluation import cached_probe
 from ivnext.demo.demo_clips import load_clip_records
 from ivnext.demo.object_motion_clips import ObjectMotionConfig, build_object_motion_clips
 

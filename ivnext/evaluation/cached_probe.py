@@ -1,10 +1,11 @@
-"""Attentive probes on cached frozen-encoder tokens: extract once, train the probe head many times.
+"""Probes on cached frozen-encoder tokens: extract once, train the probe head (or a sweep of heads) on them.
 
-The probe config (``configs/demo/ivnext_demo_probe.py``) is an ordinary ``FrozenBackboneRecognizer3D`` config
-whose train and val loaders both use the val pipeline (no augmentation). With a frozen backbone and a
-deterministic pipeline, the backbone's tokens of a clip are the same in every epoch, so they are computed once
-per encoder and split (:func:`extract_tokens`) and the ``AttentiveProbeHead`` of the config is trained on them
-with the config's optimizer, batch size, epochs and cosine schedule (:func:`train_probe`).
+A probe config (e.g. ``configs/demo/ivnext_demo_probe.py``) is an ordinary ``FrozenBackboneRecognizer3D`` config.
+With a frozen backbone and a deterministic pipeline, the backbone's tokens of a clip are the same in every epoch,
+so they are computed once per encoder and split (:func:`extract_tokens`) and the config's head
+(``AttentiveProbeHead``, ``LinearProbeHead`` or a ``ProbeSweepHead`` of them) is trained on them with the
+config's optimizer, batch size, epochs and cosine schedule (:func:`train_probe`). The leaderboard
+(:mod:`ivnext.evaluation.leaderboard`) and the demo use it.
 
 Training cost is dominated by the key/value projection of every token of every clip in every epoch. Each
 training batch therefore attends to a random subset of ``probe_train_tokens`` tokens per clip (a fresh subset
@@ -23,7 +24,8 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ivnext.models.heads.probe_sweep_head import ProbeSweepHead, select_best
+from ivnext.evaluation.selection import select_setting
+from ivnext.models.heads.probe_sweep_head import ProbeSweepHead
 
 
 def read_labels(ann_file: str) -> Dict[str, int]:
@@ -69,14 +71,17 @@ def labels_for(filenames: Sequence[str], data_root: str, ann_file: str) -> torch
 
 def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: torch.Tensor,
                 val_x: torch.Tensor, val_y: torch.Tensor, seed: int = 0,
-                train_tokens: Optional[int] = None) -> Dict[str, float]:
+                train_tokens: Optional[int] = None, test_x: Optional[torch.Tensor] = None,
+                test_y: Optional[torch.Tensor] = None) -> Dict:
     """Train the config's ``AttentiveProbeHead`` on cached tokens and measure top-1 on the val tokens.
 
     The optimizer (``optim_wrapper.optimizer``, AdamW), batch size (``train_dataloader.batch_size``), epochs
     (``train_cfg.max_epochs``), the per-iteration cosine decay to ``param_scheduler[0].eta_min`` and the head's
     label smoothing all come from ``cfg``. The reported accuracy is the last epoch's. A ``ProbeSweepHead`` trains
     all its heads on the same batches (one AdamW parameter group per head with its lr / weight decay; a value missing
-    from a head's settings is the optimizer's) and reports the head with the best val top-1 (ties: lowest index).
+    from a head's settings is the optimizer's) and reports the setting selected on val by
+    :func:`~ivnext.evaluation.selection.select_setting` (heads of equal settings are init replicas; with one head
+    per setting: the head with the best val top-1, ties to the lowest index).
 
     Args:
         cfg: Probe config.
@@ -87,10 +92,14 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
         val_y: (M,) validation labels.
         seed: Seed of the head's initialisation, of the batch order and of the token subsets.
         train_tokens: Tokens per clip in each training step (a random subset); None or >= L: all of them.
+        test_x: (K, L, C) held-out test tokens, or None; never used for the selection.
+        test_y: (K,) test labels.
 
     Returns:
-        dict: ``top1`` and ``train_top1`` (fractions), ``final_loss``; for a sweep also ``head_top1`` (every head's
-        val top-1), ``best_head`` (the selected index, ``top1`` is its top-1) and ``settings``.
+        dict: ``top1``, ``train_top1`` and with a test split ``test_top1`` (fractions; for a sweep the means over
+        the selected setting's heads, with ``top1_std`` / ``test_top1_std`` their population std), ``final_loss``;
+        for a sweep also ``settings``, ``head_top1`` / ``head_train_top1`` (every head's val / train top-1),
+        ``selected`` (the selected setting's head indices) and ``best_head`` (its first head, the one that predicts).
     """
     init_default_scope('mmaction')
     torch.manual_seed(seed)
@@ -138,18 +147,32 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
             optimizer.step()
             scheduler.step()
     head.eval()
-    with torch.no_grad():
-        val_pred = torch.cat([head(x).argmax(-1) for x in val_x.split(64)], -1)
-        train_pred = torch.cat([head(x).argmax(-1) for x in train_x.split(64)], -1)
+
+    def predict(x: torch.Tensor) -> torch.Tensor:  # (M,) or (N, M) for N sweep heads
+        with torch.no_grad():
+            return torch.cat([head(chunk).argmax(-1) for chunk in x.split(64)], -1)
+
+    def top1(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (pred == y).float().mean(-1)
+
+    has_test = test_x is not None
+    val_acc, train_acc = top1(predict(val_x), val_y), top1(predict(train_x), train_y)
+    test_acc = top1(predict(test_x), test_y) if has_test else None
     if not sweep:
-        return dict(top1=float((val_pred == val_y).float().mean()),
-                    train_top1=float((train_pred == train_y).float().mean()),
-                    final_loss=float(loss.detach()))
-    head_top1 = (val_pred == val_y).float().mean(-1).tolist()
-    best = select_best(head_top1)
-    head.select(best)
-    return dict(top1=head_top1[best], train_top1=float((train_pred[best] == train_y).float().mean()),
-                final_loss=float(loss.detach()), head_top1=head_top1, best_head=best, settings=head.settings)
+        out = dict(top1=float(val_acc), train_top1=float(train_acc), final_loss=float(loss.detach()))
+        if has_test:
+            out['test_top1'] = float(test_acc)
+        return out
+    selected = select_setting(head.settings, val_acc.tolist())
+    head.select(selected[0])
+    pick = torch.tensor(selected)
+    out = dict(top1=float(val_acc[pick].mean()), top1_std=float(val_acc[pick].std(unbiased=False)),
+               train_top1=float(train_acc[pick].mean()), final_loss=float(loss.detach()),
+               head_top1=val_acc.tolist(), head_train_top1=train_acc.tolist(), selected=selected,
+               best_head=selected[0], settings=head.settings)
+    if has_test:
+        out.update(test_top1=float(test_acc[pick].mean()), test_top1_std=float(test_acc[pick].std(unbiased=False)))
+    return out
 
 
 def summarize(results: List[Dict[str, float]]) -> Dict[str, float]:
