@@ -1,5 +1,5 @@
-"""The demo's miniature: the generated object/motion clips, the cached teacher, the calibration readers and the
-probe protocol options."""
+"""The demo's miniature: the generated object/motion clips (with a held-out test split), the cached teacher and
+the probe protocol options."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,6 @@ from ivnext.demo.object_motion_clips import MOTIONS, SHAPES, ObjectMotionConfig,
 from ivnext.models.teachers import CachedTeacher
 from mmaction.registry import MODELS
 
-from ivnext.demo import calibration
 
 DINO = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64, patch_size=8,
             image_size=16)
@@ -54,6 +53,24 @@ def test_unlabelled_pretraining_clips_join_the_pretraining_list_only(tmp_path):
         ObjectMotionConfig(num_pretrain_clips=-1)
 
 
+def test_test_split_is_held_out_and_leaves_the_other_clips_unchanged(tmp_path):
+    from ivnext.demo.object_motion_clips import build_object_motion_clips
+    kwargs = dict(shapes=('star', 'heart'), motions=('move_left', 'grow'), num_clips_per_class=1,
+                  num_val_clips_per_class=1, num_pretrain_clips=2, frames=2, size=32)
+    without = build_object_motion_clips(str(tmp_path / 'a'), ObjectMotionConfig(**kwargs))
+    with_test = build_object_motion_clips(str(tmp_path / 'b'), ObjectMotionConfig(num_test_clips_per_class=2,
+                                                                                    **kwargs))
+    assert 'test' not in without['counts'] and with_test['counts']['test'] == 8
+    test = (tmp_path / 'b' / 'test_motion.txt').read_text().split('\n')
+    others = {p for split in ('train', 'val') for p in (tmp_path / 'b' / f'{split}_motion.txt').read_text().split()}
+    assert len([t for t in test if t]) == 8 and not {t.split()[0] for t in test if t} & others
+    for rel in without['files']:  # train, val and unlabelled clips are the same files with or without a test split
+        if rel.endswith('.mp4'):
+            assert (tmp_path / 'a' / rel).read_bytes() == (tmp_path / 'b' / rel).read_bytes(), rel
+    with pytest.raises(ValueError, match='num_test_clips_per_class'):
+        ObjectMotionConfig(num_test_clips_per_class=-1)
+
+
 def test_cached_teacher_returns_the_wrapped_outputs_and_reuses_them():
     torch.manual_seed(0)
     cached = CachedTeacher(dict(type='DINOv2Teacher', model_config=DINO, image_size=16, return_layers=[1, 2]),
@@ -83,21 +100,6 @@ def test_cached_teacher_serves_float16_storage_under_bf16_autocast():
     for a, b in zip(served['hidden_states'], plain['hidden_states']):
         assert a.dtype == torch.float32
         torch.testing.assert_close(a, b)
-
-
-def test_logistic_regression_reads_separable_features_not_noise():
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(90) % 3
-    centres = torch.randn(3, 20, generator=g) * 3
-    x = torch.randn(90, 20, generator=g) + centres[y]
-    good = calibration.logistic_regression(x[:60], y[:60], x[60:], y[60:])
-    assert good['top1'] > 0.9 and good['train_top1'] == 1.0
-    noise = torch.randn(90, 20, generator=g)
-    bad = calibration.logistic_regression(noise[:60], y[:60], noise[60:], y[60:])
-    assert bad['top1'] < 0.7
-    pooled = calibration.pooled_token_features(torch.arange(2 * 9 * 2, dtype=torch.float).view(2, 9, 2), 1, 2)
-    assert pooled['mean'].shape == (2, 2) and pooled['frames'].shape == (2, 4)
-    torch.testing.assert_close(pooled['frames'][0], torch.tensor([5., 6., 13., 14.]))
 
 
 def test_probe_protocol_options():

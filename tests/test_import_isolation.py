@@ -38,5 +38,5 @@ def test_apart_packages_import_on_their_own():
              'ivnext.analysis.compare', 'ivnext.analysis.config_flops', 'ivnext.analysis.memory',
              'ivnext.visualization.reconstruction', 'ivnext.cli.train', 'ivnext.cli.evaluate')
     modules = _modules_after('import ' + ', '.join(apart))
-    for name in ('ivnext.demo.demo_clips', *apart):
+    for name in ('ivnext.demo.clip_io', *apart):
         assert name in modules

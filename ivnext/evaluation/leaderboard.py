@@ -262,7 +262,7 @@ def _clip_list(cfg: Config, split: str) -> List[str]:
 
 
 def evaluate(encoder: EncoderSpec, task: TaskSpec, feature_cache: Optional[Dict] = None,
-             log: Callable[[str], None] = print) -> Dict:
+             log: Callable[[str], None] = print, cfg: Optional[Config] = None) -> Dict:
     """Probe one encoder on one task (extract frozen tokens once per split, train the task's head on them).
 
     Args:
@@ -271,6 +271,7 @@ def evaluate(encoder: EncoderSpec, task: TaskSpec, feature_cache: Optional[Dict]
         feature_cache: Tokens already extracted in this run, keyed by encoder, pipeline and clip list (shared by
             tasks that read the same clips with other labels); filled here.
         log: Progress messages.
+        cfg: :func:`task_config` of the pair when already built.
 
     Returns:
         dict: One leaderboard row: ``encoder``, ``task`` (names and labels), ``measured`` (this run), ``protocol``,
@@ -278,7 +279,7 @@ def evaluate(encoder: EncoderSpec, task: TaskSpec, feature_cache: Optional[Dict]
     """
     tic = time.perf_counter()
     feature_cache = {} if feature_cache is None else feature_cache
-    cfg, _ = task_config(encoder, task)
+    cfg = task_config(encoder, task)[0] if cfg is None else cfg
     splits = ('train', 'val', 'test') if _held_out_test(cfg) else ('train', 'val')
     data_root = {s: cfg[f'{s}_dataloader'].dataset.data_prefix['video'] for s in splits}
     feats, labels = {}, {}
@@ -352,7 +353,7 @@ def run_leaderboard(encoders: Sequence[EncoderSpec], tasks: Sequence[TaskSpec], 
                     log(f'{encoder.name} / {task.name}: result exists (same encoder and task); reusing it.')
                     rows.append(dict(old['row'], reused=True))
                     continue
-            row = evaluate(encoder, task, cache, log)
+            row = evaluate(encoder, task, cache, log, cfg=cfg)
             tmp = path + '.tmp'
             with open(tmp, 'w') as f:
                 json.dump(dict(key=key, row=row), f, indent=1)
@@ -392,6 +393,44 @@ def render_markdown(rows: Sequence[Dict]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def render_pivot(rows: Sequence[Dict], extra_rows: Sequence[Sequence[str]] = ()) -> str:
+    """Encoders x tasks as a Markdown matrix of the measured top-1 on each row's reported split (held-out test when
+    there is one), ± the std over the selected setting's heads, with the probe's train top-1 per task; the paper
+    column is not part of it.
+
+    Args:
+        rows: Leaderboard rows.
+        extra_rows: Further rows of cells (label, one cell per task, then the train cell), e.g. chance.
+
+    Returns:
+        str: The Markdown table.
+    """
+    tasks = list(dict.fromkeys((r['task'], r['task_label']) for r in rows))
+    encoders = list(dict.fromkeys((r['encoder'], r['encoder_label']) for r in rows))
+    cell = {(r['encoder'], r['task']): r for r in rows}
+    splits = sorted({r['measured']['reported_split'] for r in rows})
+    lines = ['| encoder | ' + ' | '.join(f'{label}: {"/".join(splits)} top-1 (%)' for _, label in tasks)
+             + f' | probe train top-1 (%) ({" / ".join(name for name, _ in tasks)}) |',
+             '|---' * (len(tasks) + 2) + '|']
+    for name, label in encoders:
+        cells, train = [], []
+        for task, _ in tasks:
+            r = cell.get((name, task))
+            if r is None:
+                cells.append('')
+                train.append('-')
+                continue
+            m = r['measured']
+            value, std = ((m['test_top1'], m['test_top1_std']) if m['reported_split'] == 'test'
+                          else (m['val_top1'], m['val_top1_std']))
+            cells.append(_pct(value, std))
+            train.append(_pct(m['train_top1']))
+        lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {" / ".join(train)} |')
+    for extra in extra_rows:
+        lines.append('| ' + ' | '.join(extra) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
 def csv_rows(rows: Sequence[Dict]) -> List[Dict]:
     """Flat rows with :data:`CSV_COLUMNS` (measured_* from this run, paper_* from the paper's table)."""
     out = []
@@ -423,4 +462,4 @@ def write_tables(rows: Sequence[Dict], out_prefix: str) -> List[str]:
 
 
 __all__ = ('CSV_COLUMNS', 'EncoderSpec', 'TaskSpec', 'csv_rows', 'evaluate', 'load_spec', 'render_markdown',
-           'run_leaderboard', 'task_config', 'write_tables')
+           'render_pivot', 'run_leaderboard', 'task_config', 'write_tables')
