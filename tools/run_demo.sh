@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole InternVideo-Next method in miniature on a CPU (see "The demo" in the README):
-# set-up, data build, teacher conversion, Stage 1, pixel-only baseline, Stage 2, attentive probes, table, images.
+# The whole InternVideo-Next method in miniature on a CPU (docs/demo.md):
+# set-up, data build, teacher conversion, Stage 1, pixel-only baseline, Stage 2, the probe leaderboard, images.
 # Artefacts go to demo_artifacts/ (or --work-dir DIR); rerunning reuses what is already built.
-#   bash tools/run_demo.sh                 # full demo (measured times in the README's demo section)
-#   bash tools/run_demo.sh --smoke         # tiny sizes, seconds
+#   bash tools/run_demo.sh                 # full demo (measured times in docs/demo.md)
+#   bash tools/run_demo.sh --smoke         # tiny sizes, a few minutes
 #   bash tools/run_demo.sh --force         # rebuild everything
 set -euo pipefail
 

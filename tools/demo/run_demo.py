@@ -1,10 +1,9 @@
-"""The whole InternVideo-Next method in miniature on a CPU (see :mod:`ivnext.demo.run` and the README's demo section).
+"""The whole InternVideo-Next method in miniature on a CPU (see :mod:`ivnext.demo.run` and docs/demo.md).
 
 Example::
 
     bash tools/run_demo.sh                                            # the full demo into demo_artifacts/
-    python tools/demo/run_demo.py --work-dir /tmp/demo --smoke        # tiny sizes, seconds (CI)
-    python tools/demo/run_demo.py --work-dir /tmp/check --check-set   # the same recipe on a check set
+    python tools/demo/run_demo.py --work-dir /tmp/demo --smoke        # tiny sizes, about a minute (CI)
 """
 import sys
 
