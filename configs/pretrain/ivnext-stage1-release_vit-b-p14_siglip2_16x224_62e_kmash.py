@@ -11,7 +11,10 @@ warmup_epochs = 7
 model = dict(masker=dict(mask_ratio=0.75), pooled_align_head=dict(normalize_target=False))
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.0, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    # The release's warm-up is np.linspace(0, lr, warmup_iters): from 0, reaching lr at the last warm-up step.
+    # MMEngine's LinearLR cannot start at 0 (its chainable form divides by zero at the second step).
+    dict(type='ClosedFormLinearLR', start_factor=0.0, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min_ratio=1e-2, by_epoch=True,
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
