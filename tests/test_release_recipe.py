@@ -61,13 +61,17 @@ def test_recipe_groups_exempt_1d_params_tables_and_tokens(path):
     model = tiny_model(kind, sweep)
     groups, wd = groups_of(cfg, model)
     names = {id(p): n for n, p in model.named_parameters()}
-    seen = set()
+    tables = (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('no_decay_names')
+    if tables is None:
+        tables = ('pos_embed', 'cls_token', 'mask_token', 'query_tokens', 'clip_pos_embed')
+    seen, decayed = set(), set()
     for group in groups:
         for p in group['params']:
             name = names[id(p)]
             seen.add(name)
-            exempt = p.ndim <= 1 or name.rsplit('.', 1)[-1] in ('pos_embed', 'cls_token', 'mask_token',
-                                                                 'query_tokens', 'clip_pos_embed')
+            exempt = p.ndim <= 1 or name in tables or name.rsplit('.', 1)[-1] in tables
+            if not exempt:
+                decayed.add(name)
             decay = model.cls_head.settings[group['head']]['weight_decay'] if sweep else wd  # a sweep head's own
             assert group['weight_decay'] == (0.0 if exempt else decay), (name, group['weight_decay'])
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -79,6 +83,8 @@ def test_recipe_groups_exempt_1d_params_tables_and_tokens(path):
             'probe': ('query_tokens', 'fc_cls.bias')}[kind]
     for fragment in must:
         assert any(fragment in n for n in seen), fragment
+    if path.parent.name == 'pretrain':  # the release decays the predictor's position table and mask token
+        assert {'neck.pos_embed', 'neck.mask_token'} <= decayed, sorted(decayed)[:10]
 
 
 def test_exemption_rule():
@@ -87,6 +93,13 @@ def test_exemption_rule():
     assert exempt_from_weight_decay('backbone.pos_embed', torch.nn.Parameter(torch.zeros(1, 5, 4)))
     assert exempt_from_weight_decay('backbone.blocks.0.ls1.gamma', torch.nn.Parameter(torch.zeros(4)))
     assert exempt_from_weight_decay('x.bias', w2)
+    # Dotted names match the full name (wrapper components ignored): the release's pretraining list.
+    table = torch.nn.Parameter(torch.zeros(1, 5, 4))
+    release = ('backbone.pos_embed', 'backbone.cls_token', 'align_head.clip_pos_embed')
+    assert exempt_from_weight_decay('backbone.pos_embed', table, release)
+    assert exempt_from_weight_decay('_fsdp_wrapped_module.backbone.pos_embed', table, release)
+    assert not exempt_from_weight_decay('neck.pos_embed', table, release)
+    assert not exempt_from_weight_decay('neck.mask_token', table, release)
 
 
 # ------------------------------------------------------------------------------------ position tables

@@ -9,4 +9,5 @@ optim_wrapper = dict(
     _delete_=True,
     type='DeepSpeedOptimWrapper',
     optimizer={{_base_.optim_wrapper.optimizer}},
-    constructor='TrainableOptimWrapperConstructor')  # the release's weight-decay exemptions
+    constructor='TrainableOptimWrapperConstructor',  # the release's weight-decay exemptions
+    paramwise_cfg={{_base_.optim_wrapper.paramwise_cfg}})

@@ -462,7 +462,7 @@ def ivnext_schedule(config_path: str, epochs_shown: int, iters_per_epoch: int, w
     """
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import PARAM_SCHEDULERS
+    from mmaction.registry import PARAM_SCHEDULERS  # ivnext's schedulers, then MMEngine's
     cfg = Config.fromfile(config_path)
     if model is None:
         model = torch.nn.Linear(2, 2)
