@@ -69,8 +69,8 @@ class VideoTextAligner(BaseModel):
         video_encoder = self._load_encoder(dict(encoder))
         if data_preprocessor is None:  # the encoder's own normalisation of 0-255 clips
             prep = video_encoder.preprocessing
-            data_preprocessor = dict(type='ActionDataPreprocessor', mean=list(prep.mean), std=list(prep.std),
-                                     format_shape='NCTHW')
+            data_preprocessor = dict(type='mmaction.ActionDataPreprocessor', mean=list(prep.mean),
+                                     std=list(prep.std), format_shape='NCTHW')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
