@@ -80,6 +80,7 @@ def test_every_retrieval_config_builds_the_recipe(data):
         assert cfg.test_evaluator.type == 'VideoTextRetrievalMetric'
         assert cfg.optim_wrapper.optimizer.lr == 4e-4 and cfg.optim_wrapper.optimizer.weight_decay == 0.2
         assert 'ivnext.evaluation.video_text_retrieval_metric' in cfg.custom_imports.imports
+        assert cfg.custom_hooks == [dict(type='SaveAlignerHook', folder='aligner')]
 
 
 def test_align_train_then_test_retrieval_and_zero_shot(towers, video_clips, tmp_path):
@@ -96,6 +97,11 @@ def test_align_train_then_test_retrieval_and_zero_shot(towers, video_clips, tmp_
     state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']  # the test's own run
     # Only the trainable parts are in the checkpoint: the frozen towers are named by the config.
     assert {k.split('.')[0] for k in state} == {'projector', 'align', 'temperature'}
+    # SaveAlignerHook wrote the trained parts as a folder that ivnext.load_aligner reads.
+    import ivnext
+    aligner = ivnext.load_aligner(str(work / 'aligner'))
+    for key, value in aligner.model.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)
     out = run_tool(['tools/test.py', str(config), str(ckpt), '--work-dir', str(tmp_path / 'test')], REPO)
     for key in ('retrieval/t2v/R1', 'retrieval/t2v/R5', 'retrieval/t2v/R10', 'retrieval/t2v/MdR',
                 'retrieval/v2t/R1', 'retrieval/v2t/MdR'):

@@ -8,5 +8,9 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 
-custom_imports = dict(imports=['ivnext', 'ivnext.evaluation.video_text_retrieval_metric'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['ivnext', 'ivnext.evaluation.video_text_retrieval_metric', 'ivnext.hooks.save_aligner_hook'],
+    allow_failed_imports=False)
+# After training, <work_dir>/aligner holds the trained parts for ivnext.load_aligner.
+custom_hooks = [dict(type='SaveAlignerHook', folder='aligner')]
 default_hooks = dict(checkpoint=dict(save_best='retrieval/t2v/R1', rule='greater'))
