@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ivnext.demo.object_motion_clips import ObjectMotionConfig, build_object_motion_clips
-from ivnext.demo.text_retrieval import MOTION_WORDS, SHAPE_WORDS, TEMPLATES, caption, random_encoder, text_retrieval
+from ivnext.demo.text_retrieval import (MOTION_WORDS, SHAPE_WORDS, TEMPLATES, all_captions, caption, random_encoder,
+                                        text_retrieval)
 
 
 def minilm_installed() -> bool:
@@ -19,6 +20,7 @@ def test_training_and_held_out_wordings_never_meet():
         train = {caption(shape, motion, rng) for _ in range(40)}
         held_out = {caption(shape, motion, rng, held_out=True) for _ in range(40)}
         assert train and held_out and not train & held_out
+        assert train <= set(all_captions(shape, motion)) and held_out <= set(all_captions(shape, motion, True))
     assert not set(TEMPLATES[0]) & set(TEMPLATES[1])
     with pytest.raises(KeyError, match='SHAPE_WORDS'):
         caption('blob', 'grow', rng)
