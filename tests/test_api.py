@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 import ivnext
 from ivnext.api import Preprocessing, VideoEncoder, load_encoder
 from ivnext.models.backbones import InternVideoNextViT
+from ivnext.utils.checkpoint import CheckpointMismatchError
 from ivnext.video import open_video
 
 TINY = dict(arch=dict(embed_dims=64, num_layers=2, num_heads=4, mlp_ratio=2.0), img_size=28, patch_size=14,
@@ -108,7 +109,7 @@ def test_released_folder_layout_and_files(encoder, clips, tmp_path):
         plain(clips, 'pooled')
     # Missing encoder tensors are refused, not silently random.
     save_file({k: v for k, v in state.items() if k != 'blocks.1.mlp.fc2.weight'}, str(tmp_path / 'partial.safetensors'))
-    with pytest.raises(KeyError, match='blocks.1.mlp.fc2.weight'):
+    with pytest.raises(CheckpointMismatchError, match='1 missing: blocks.1.mlp.fc2.weight'):
         load_encoder(str(tmp_path / 'partial.safetensors'), num_heads=4, **PREP)
 
 

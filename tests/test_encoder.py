@@ -10,7 +10,7 @@ from ivnext.models.backbones import InternVideoNextViT
 from ivnext.models.layers import interpolate_pos_embed, sincos_3d
 from ivnext.models.maskers import TokenMask
 from ivnext.models.utils import gather_tokens, patchify, unpatchify
-from ivnext.utils.checkpoint import load_encoder_checkpoint
+from ivnext.utils.checkpoint import CheckpointMismatchError, load_encoder_checkpoint
 
 TINY = dict(embed_dims=64, num_layers=3, num_heads=4, mlp_ratio=2.0)
 
@@ -192,7 +192,7 @@ def test_checkpoint_round_trip_with_prefixes_and_key_reports(tmp_path, caplog):
     missing, unexpected = load_encoder_checkpoint(dst, str(path))
     assert missing == [] and unexpected == ['module.backbone.extra_head.weight']
     torch.testing.assert_close(dst(x), expected)
-    with pytest.raises(KeyError, match='extra_head'):
+    with pytest.raises(CheckpointMismatchError, match='extra_head'):
         load_encoder_checkpoint(tiny_encoder(), str(path), strict=True)
     partial = {k: v for k, v in src.state_dict().items() if not k.startswith('clip_projector.')}
     torch.save(partial, tmp_path / 'partial.pth')

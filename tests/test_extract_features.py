@@ -8,6 +8,8 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.registry import init_default_scope
 
+from ivnext.utils.checkpoint import CheckpointMismatchError
+
 
 @pytest.fixture(scope='module')
 def tool():
@@ -85,7 +87,7 @@ def test_weights_really_come_from_the_checkpoint(tool, setup, tmp_path):
 
     # A checkpoint without the encoder is refused rather than giving features of random weights.
     torch.save({'state_dict': {'cls_head.fc_cls.weight': torch.zeros(4, 64)}}, tmp_path / 'head_only.pth')
-    with pytest.raises(KeyError, match='lacks encoder weights'):
+    with pytest.raises(CheckpointMismatchError, match='missing: cls_token'):
         tool.run([str(config), str(tmp_path / 'head_only.pth'), '--out', str(tmp_path / 'c.npy')])
     with pytest.raises(ValueError, match='--out'):
         tool.run([str(config), str(ckpt), '--out', str(tmp_path / 'c.csv'), '--mode', 'avg'])

@@ -20,9 +20,8 @@ from mmengine.config import Config
 import ivnext
 import ivnext.cli.evaluate as test_tool
 import ivnext.cli.train as train_tool
-from ivnext.api.dataset_extraction import load_backbone_weights
 from ivnext.convert.export_backbone import export_backbone
-from ivnext.utils.checkpoint import UntrustedCheckpointError, load_checkpoint_file, read_state_dict
+from ivnext.utils.checkpoint import UntrustedCheckpointError, load_checkpoint_file, load_weights, read_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE1_CFG = REPO / 'configs' / 'demo' / 'tiny_stage1_cpu.py'
@@ -227,7 +226,7 @@ def test_weight_loaders_read_stock_checkpoints_without_opt_in(stock_run, tmp_pat
     model.init_weights()
     assert torch.equal(model.backbone.cls_token, weights['backbone.cls_token'])
     backbone = MODELS.build(copy.deepcopy(Config.fromfile(str(config)).model.backbone))
-    load_backbone_weights(backbone, str(checkpoint))
+    load_weights(backbone, str(checkpoint), 'complete')
     assert torch.equal(backbone.pos_embed, weights['backbone.pos_embed'])
     # the Python API
     encoder = ivnext.load_encoder(str(checkpoint), num_heads=2)

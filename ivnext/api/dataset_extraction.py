@@ -28,7 +28,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from ivnext.datasets.skip_bad_clips import BAD_CLIPS_KEY, PLACEHOLDER_KEY
-from ivnext.utils.checkpoint import load_encoder_checkpoint
+from ivnext.utils.checkpoint import load_weights
 
 FEATURE_MODES = ('pooled', 'tokens', 'avg')
 # Backbones whose output the dataset mode saves (a TransformersBackbone builds from its own pretrained folder or
@@ -37,23 +37,18 @@ BACKBONES = ('InternVideoNextViT', 'TransformersBackbone')
 FEATURE_SUFFIXES = ('.npy', '.npz', '.pt', '.pth')
 
 
-def load_backbone_weights(backbone: torch.nn.Module, path: str, trusted: bool = False) -> None:
-    """Load encoder weights from any checkpoint (released, exported, recognizer or MMEngine training run).
-
-    The file is read weights-only; ``trusted`` unpickles it in full (files of your own origin only).
-
-    Raises:
-        KeyError: When encoder weights are missing from the file (features of random weights are useless).
-    """
-    missing, _ = load_encoder_checkpoint(backbone, path, strict=False, trusted=trusted,
-                                         opt_in='`--trust-checkpoint`')
-    if missing:
-        raise KeyError(f'{path} lacks encoder weights {missing}; is it an InternVideo-Next checkpoint?')
-
-
 def build_feature_model(cfg: Config, checkpoint: Optional[str], mode: str, device: str,
                         trusted: bool = False) -> torch.nn.Module:
-    """The config's model with the backbone set to ``out_type=mode`` and its weights loaded, in eval mode."""
+    """The config's model with the backbone set to ``out_type=mode`` and its weights loaded, in eval mode.
+
+    Args:
+        cfg: Config whose ``model.backbone`` is one of :data:`BACKBONES`.
+        checkpoint: Encoder / recognizer / training checkpoint holding every encoder tensor, or None for the
+            config's own weights (``model.backbone.pretrained`` or the initialisation).
+        mode: One of :data:`FEATURE_MODES`.
+        device: Where to put the model.
+        trusted: Unpickle the checkpoint in full (files of your own origin only).
+    """
     backbone_cfg = cfg.model.backbone
     backbone_type = backbone_cfg.get('type')
     if backbone_type not in BACKBONES:
@@ -67,8 +62,8 @@ def build_feature_model(cfg: Config, checkpoint: Optional[str], mode: str, devic
     if checkpoint is not None and backbone_type == 'InternVideoNextViT':
         backbone_cfg.pretrained = None
     model = MODELS.build(cfg.model)
-    if checkpoint is not None:
-        load_backbone_weights(model.backbone, checkpoint, trusted)
+    if checkpoint is not None:  # every encoder tensor; a recognizer's head or a run's predictor are left out
+        load_weights(model.backbone, checkpoint, 'complete', trusted=trusted, opt_in='`--trust-checkpoint`')
     else:
         model.backbone.init_weights()
     return model.to(device).eval()

@@ -8,6 +8,7 @@ windows with timestamps. :meth:`VideoEncoder.save_pretrained` writes ``config.js
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import os.path as osp
 from dataclasses import asdict, dataclass
@@ -25,6 +26,8 @@ from ivnext.video import VideoReader, open_video, plan_windows, uniform_clip_by_
 CONFIG_NAME = 'config.json'
 WEIGHTS_NAME = 'model.safetensors'
 MODEL_TYPE = 'ivnext-video-encoder'
+# The public API logs through the standard library only (warnings reach stderr, nothing else is printed).
+API_LOGGER = logging.getLogger('ivnext.api')
 OUTPUTS = ('pooled', 'avg', 'tokens')
 VideoInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 
@@ -339,7 +342,7 @@ class VideoEncoder(nn.Module):
         if config is None:
             raise FileNotFoundError(f'{folder} has no ivnext {CONFIG_NAME} (model_type {MODEL_TYPE!r}); use '
                                     'ivnext.load_encoder for released folders and checkpoints')
-        from ivnext.utils.checkpoint import load_safetensors
+        from ivnext.utils.checkpoint import load_safetensors, load_weights
 
         from .folder_check import check_folder_weights
         check_folder_weights(folder, config, WEIGHTS_NAME, CONFIG_NAME)  # before anything is allocated
@@ -354,7 +357,8 @@ class VideoEncoder(nn.Module):
             raise ValueError(f'{osp.join(folder, CONFIG_NAME)}: bad "preprocessing" ({err})') from None
         try:
             model = cls(config['encoder'], prep)
-            model.backbone.load_state_dict(load_safetensors(osp.join(folder, WEIGHTS_NAME)), strict=True)
+            load_weights(model.backbone, load_safetensors(osp.join(folder, WEIGHTS_NAME)), 'strict', prefixes=(),
+                         name=osp.join(folder, WEIGHTS_NAME), logger=API_LOGGER)
         except (TypeError, KeyError, ValueError, RuntimeError) as err:  # a field or a shape that does not fit
             raise ValueError(f'{osp.join(folder, CONFIG_NAME)} does not describe {osp.join(folder, WEIGHTS_NAME)} '
                              f'({type(err).__name__}: {" ".join(str(err).split())[:500]}); save the encoder '

@@ -24,9 +24,9 @@ import torch
 
 from ivnext.models.backbones.internvideo_next_vit import ARCH_SETTINGS
 from ivnext.models.backbones.transformers_backbone import is_transformers_folder
-from ivnext.utils.checkpoint import UntrustedCheckpointError, adapt_pos_embed, current_opt_in, read_state_dict
+from ivnext.utils.checkpoint import UntrustedCheckpointError, current_opt_in, load_weights, read_state_dict
 
-from .encoder import Preprocessing, VideoEncoder, read_ivnext_config
+from .encoder import API_LOGGER, Preprocessing, VideoEncoder, read_ivnext_config
 from .hub import looks_like_hub_id, resolve_hub_id
 
 # Preset name -> released weights on the Hub and the paper's encoder size.
@@ -103,24 +103,6 @@ def infer_encoder_config(enc: Dict[str, torch.Tensor], num_heads: Optional[int] 
                 img_size=img_size, patch_size=patch, num_frames=num_frames, tubelet_size=tubelet,
                 in_channels=in_channels, num_cls_tokens=num_cls, with_clip_projector=clip is not None,
                 clip_embed_dims=clip_dims or 768, clip_num_heads=clip_num_heads)
-
-
-def load_weights(model: VideoEncoder, enc: Dict[str, torch.Tensor], source: str) -> None:
-    """Load bare encoder weights; every encoder tensor must be present (a missing projector is allowed only when
-    the model was built without one)."""
-    backbone = model.backbone
-    expected = backbone.state_dict()
-    state = {k: v for k, v in enc.items() if k in expected}
-    if 'pos_embed' in state:
-        state['pos_embed'] = adapt_pos_embed(state['pos_embed'], backbone)
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise KeyError(f'{source} lacks encoder weights {missing[:8]}{"..." if len(missing) > 8 else ""}')
-    mismatched = [f'{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}' for k, v in state.items()
-                  if v.shape != expected[k].shape]
-    if mismatched:
-        raise ValueError(f'shape mismatch loading {source}: {mismatched[:4]}')
-    backbone.load_state_dict(state, strict=True)
 
 
 def resolve_source(source: str, cache_dir: Optional[str] = None, revision: Optional[str] = None,
@@ -211,5 +193,6 @@ def load_encoder(source: str, *, pretrained: bool = True, device: Union[str, tor
     preprocessing.setdefault('crop', config['img_size'])
     preprocessing.setdefault('resize', max(preprocessing['crop'], config['img_size']))
     model = VideoEncoder(config, Preprocessing(**preprocessing))
-    load_weights(model, enc, path)
+    # Every encoder tensor must be present; a missing projector is allowed only when the model was built without one.
+    load_weights(model.backbone, enc, 'complete', prefixes=(), name=path, logger=API_LOGGER)
     return model.to(device).eval()

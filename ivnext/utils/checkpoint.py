@@ -1,4 +1,4 @@
-"""Reading checkpoints safely, and loading encoder weights (the authors' releases, ivnext / mmaction2 checkpoints).
+"""Reading checkpoints safely, and :func:`load_weights`, the one way ivnext loads weights into a module.
 
 Every file is read with ``torch.load(weights_only=True)``: tensors, containers and plain Python values only, so
 a checkpoint cannot run code. MMEngine training checkpoints (written by MMEngine's ``CheckpointHook`` or ivnext's
@@ -10,6 +10,7 @@ field such as ``trust_checkpoint=True``); with the opt-in it is unpickled in ful
 """
 import contextvars
 import json
+import logging
 import os
 import os.path as osp
 import pickle
@@ -18,13 +19,11 @@ import struct
 import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import MMLogger
 from torch import nn
-
-from ivnext.models.layers import interpolate_pos_embed
 
 # Wrappers seen around encoder weights: DeepSpeed/DDP ('module.'), the release's model attributes, and
 # mmaction2 recognizers ('backbone.').
@@ -357,16 +356,17 @@ def fit_report(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]
     return dict(missing=missing, unexpected=unexpected, mismatched=mismatched)
 
 
-def format_fit_report(path: str, report: Dict[str, List[str]], opt_in: str, limit: int = 20) -> str:
-    """A message naming the keys of ``path`` that do not fit, and the partial-load opt-in."""
+def format_fit_report(path: str, report: Dict[str, List[str]], opt_in: Optional[str], limit: int = 20) -> str:
+    """A message naming the keys of ``path`` that do not fit, and the partial-load opt-in (None: there is none)."""
     parts = []
     for kind in ('mismatched', 'missing', 'unexpected'):
         keys = report[kind]
         if keys:
             shown = ', '.join(keys[:limit]) + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
             parts.append(f'{len(keys)} {kind}: {shown}')
+    fix = f', or load what fits with {opt_in}' if opt_in else ''
     return (f'checkpoint {path} does not fit the model; ' + '; '.join(parts)
-            + f'. Check the config / checkpoint pair, or load what fits with {opt_in}.')
+            + f'. Check the config / checkpoint pair{fix}.')
 
 
 def strip_prefixes(state: Dict[str, torch.Tensor], expected: Iterable[str],
@@ -392,60 +392,109 @@ def strip_prefixes(state: Dict[str, torch.Tensor], expected: Iterable[str],
     return out
 
 
-def adapt_pos_embed(pos_embed: torch.Tensor, model: nn.Module) -> torch.Tensor:
-    """Resize a (1, cls + N_src, C) position table to ``model``'s grid (temporal and spatial)."""
-    num_cls = model.num_cls_tokens
-    target = model.pos_embed
-    if pos_embed.shape == target.shape:
-        return pos_embed
-    n_src = pos_embed.shape[1] - num_cls
-    t_dst, h_dst, w_dst = model.grid_size
-    # Source grid: square spatial side; temporal length from the remaining count.
-    for t_src in range(1, n_src + 1):
-        side = round((n_src / t_src)**0.5)
-        if t_src * side * side == n_src and (side == h_dst or t_src == t_dst):
-            break
-    else:
-        raise ValueError(f'cannot infer the source grid of a position table with {n_src} patch rows')
-    patch = interpolate_pos_embed(pos_embed[:, num_cls:], (t_src, side, side), model.grid_size)
-    return torch.cat([pos_embed[:, :num_cls], patch], dim=1)
+# What each policy of :func:`load_weights` refuses (the rest is loaded, and reported in the log).
+WEIGHT_POLICIES: Dict[str, Tuple[str, ...]] = {
+    'strict': ('missing', 'unexpected', 'mismatched'),  # the checkpoint is exactly the module
+    'complete': ('missing', 'mismatched'),  # every tensor of the module; the file may hold more (a head, a teacher)
+    'lenient': ('mismatched',),  # a wrong size stops; missing and unexpected keys are logged (``pretrained=``)
+    'partial': (),  # load what fits, warn naming the rest
+}
+
+
+def position_tables_resized(module: nn.Module, state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``state`` with each submodule's ``pos_embed`` resized to that submodule's grid.
+
+    A submodule that owns a position table it can resample has ``adapt_pos_embed(table) -> table`` (the encoder,
+    the predictors: e.g. a 16-frame Stage-1 table for a 32-frame Stage-2 model); tables already of the right shape
+    stay as they are.
+    """
+    out = dict(state)
+    for name, sub in module.named_modules():
+        key = f'{name}.pos_embed' if name else 'pos_embed'
+        current = getattr(sub, 'pos_embed', None)
+        if (key in out and hasattr(sub, 'adapt_pos_embed') and isinstance(current, torch.Tensor)
+                and tuple(out[key].shape) != tuple(current.shape)):
+            out[key] = sub.adapt_pos_embed(out[key])
+    return out
+
+
+def load_weights(module: nn.Module, source: Union[str, Dict[str, torch.Tensor]], policy: str = 'strict', *,
+                 prefixes: Iterable[str] = KNOWN_PREFIXES, trusted: bool = False, opt_in: str = DEFAULT_OPT_IN,
+                 partial_opt_in: Optional[str] = None, name: Optional[str] = None,
+                 logger: Optional[logging.Logger] = None) -> Dict[str, List[str]]:
+    """Load weights into ``module``: the one loader of encoder (and model) weights in ivnext.
+
+    Steps: read ``source`` (:func:`read_state_dict`: safetensors, or a torch file loaded weights-only, MMEngine's
+    checkpoint types allowed; in full only with ``trusted``, refused otherwise naming ``opt_in``), remove wrapper
+    ``prefixes`` where the stripped key is one the module has (:func:`strip_prefixes`), resize position tables
+    (:func:`position_tables_resized`), then load every tensor that fits and apply ``policy``
+    (:data:`WEIGHT_POLICIES`):
+
+    * ``'strict'``: the checkpoint is exactly the module: any missing, unexpected or differently shaped key stops;
+    * ``'complete'``: every tensor of the module is present with its shape; keys the module lacks are ignored
+      (a recognizer's head, a Stage-1 run's predictor; the public API and feature extraction);
+    * ``'lenient'``: a differently shaped key stops; missing and unexpected keys are logged (``pretrained=``);
+    * ``'partial'``: what fits is loaded and the rest named in a warning (``--partial-load`` and the like).
+
+    Refusals raise before anything is loaded when a shape differs, otherwise after the fitting keys are loaded.
+    Load-time hooks of the module apply (an encoder built without a projector ignores ``clip_projector.*``;
+    pretrainers keep their unsaved teachers).
+
+    Args:
+        module: The module (an encoder, a model, or an ``nn.ModuleDict`` of parts).
+        source: Checkpoint path (file or folder, see :func:`read_state_dict`) or a state dict already read.
+        policy: A key of :data:`WEIGHT_POLICIES`.
+        prefixes: Wrapper prefixes to remove (``()`` for keys that already match).
+        trusted: Unpickle a torch file in full (files of your own origin only).
+        opt_in: How the caller's user allows unpickling, named when a file is refused (e.g. ``--trust-checkpoint``).
+        partial_opt_in: How the caller's user loads what fits, named when a key stops the load (None: no such
+            option).
+        name: What to call ``source`` in messages (default: the path, or 'state dict').
+        logger: Logger (MMEngine's current one by default; the public API passes its own quiet one).
+
+    Returns:
+        dict: ``missing``, ``unexpected`` and ``mismatched`` (``'key: checkpoint (..) vs model (..)'``) key lists.
+
+    Raises:
+        ValueError: ``policy`` is not one of :data:`WEIGHT_POLICIES`.
+        CheckpointMismatchError: A key that ``policy`` refuses; names the keys and ``partial_opt_in``.
+        UntrustedCheckpointError, CorruptCheckpointError, FileNotFoundError: From reading the file.
+    """
+    if policy not in WEIGHT_POLICIES:
+        raise ValueError(f'policy must be one of {sorted(WEIGHT_POLICIES)}, got {policy!r}')
+    logger = logger or MMLogger.get_current_instance()
+    name = name or (source if isinstance(source, str) else 'state dict')
+    refused = WEIGHT_POLICIES[policy]
+    expected = module.state_dict()
+    state = read_state_dict(source, trusted, opt_in) if isinstance(source, str) else dict(source)
+    state = position_tables_resized(module, strip_prefixes(state, expected.keys(), prefixes))
+    shapes = fit_report(expected, state)['mismatched']
+    if 'mismatched' in refused and shapes:
+        raise CheckpointMismatchError(format_fit_report(name, dict(missing=[], unexpected=[], mismatched=shapes),
+                                                        partial_opt_in))
+    fitting = {k: v for k, v in state.items() if k not in expected or tuple(v.shape) == tuple(expected[k].shape)}
+    result = module.load_state_dict(fitting, strict=False)
+    skipped = {entry.split(':', 1)[0] for entry in shapes}
+    report = dict(missing=[k for k in result.missing_keys if k not in skipped],
+                  unexpected=list(result.unexpected_keys), mismatched=shapes)
+    stops = {kind: (report[kind] if kind in refused else []) for kind in report}
+    if any(stops.values()):
+        raise CheckpointMismatchError(format_fit_report(name, stops, partial_opt_in))
+    if policy == 'complete' and report['unexpected']:
+        logger.debug(f'ignored {len(report["unexpected"])} keys of {name} that the module lacks')
+    elif any(report.values()):
+        logger.warning(f'{policy} load: ' + format_fit_report(name, report, None))
+    logger.info(f'loaded weights from {name} ({len(fitting) - len(report["unexpected"])} tensors)')
+    return report
 
 
 def load_encoder_checkpoint(model: nn.Module, path: str, strict: bool = False, logger: Optional[MMLogger] = None,
                             trusted: bool = False, opt_in: str = DEFAULT_OPT_IN) -> Tuple[List[str], List[str]]:
-    """Load released or ivnext encoder weights into an :class:`InternVideoNextViT`.
-
-    Every missing and unexpected key is logged by name; the position table is interpolated when the
-    checkpoint was trained at another clip size (e.g. 16 -> 32 frames).
-
-    Args:
-        model: The encoder.
-        path: Checkpoint file or directory (see :func:`read_state_dict`).
-        strict: Raise if any key is missing or unexpected.
-        logger: Logger (MMEngine's current one by default).
-        trusted: Unpickle the file in full (see :func:`read_state_dict`); trusted files only.
-        opt_in: The caller's opt-in, named when a file is refused.
+    """Encoder weights from any checkpoint: :func:`load_weights` with the ``'strict'`` or ``'lenient'`` policy.
 
     Returns:
         tuple: (missing keys, unexpected keys).
     """
-    logger = logger or MMLogger.get_current_instance()
-    expected = model.state_dict()
-    state = strip_prefixes(read_state_dict(path, trusted, opt_in), expected.keys())
-    if 'pos_embed' in state:
-        state['pos_embed'] = adapt_pos_embed(state['pos_embed'], model)
-    mismatched = [k for k, v in state.items() if k in expected and v.shape != expected[k].shape]
-    if mismatched:
-        detail = ', '.join(f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}'
-                           for k in mismatched)
-        raise ValueError(f'shape mismatch loading {path}: {detail}; check the encoder `arch` / sizes')
-    result = model.load_state_dict(state, strict=False)
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if missing:
-        logger.warning(f'missing keys loading {path}: {missing}')
-    if unexpected:
-        logger.warning(f'unexpected keys loading {path}: {unexpected}')
-    if strict and (missing or unexpected):
-        raise KeyError(f'{path} does not match the encoder: missing {missing}, unexpected {unexpected}')
-    logger.info(f'loaded encoder weights from {path} ({len(state) - len(unexpected)} tensors)')
-    return missing, unexpected
+    report = load_weights(model, path, 'strict' if strict else 'lenient', trusted=trusted, opt_in=opt_in,
+                          logger=logger)
+    return report['missing'], report['unexpected']

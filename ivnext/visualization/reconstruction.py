@@ -18,8 +18,7 @@ from mmengine.registry import init_default_scope
 
 import ivnext.datasets  # noqa: F401  (the pipeline transforms of the config)
 from ivnext.hooks.reconstruction_vis_hook import make_grid, reconstruction_rows
-from ivnext.utils.checkpoint import (CheckpointMismatchError, fit_report, format_fit_report, read_state_dict,
-                                     strip_prefixes)
+from ivnext.utils.checkpoint import load_weights
 
 
 def load_model(cfg: Config, checkpoint: str, device: str, trusted: bool = False,
@@ -27,23 +26,17 @@ def load_model(cfg: Config, checkpoint: str, device: str, trusted: bool = False,
     """Build the Stage-1 model of ``cfg`` and load ``checkpoint`` (teachers keep their own weights).
 
     The checkpoint is read weights-only unless ``trusted``; keys that do not fit the model stop the tool unless
-    ``partial``.
+    ``partial`` (then they are named in a warning).
+
+    Raises:
+        CheckpointMismatchError: Keys do not fit and ``partial`` is False.
     """
     model = MODELS.build(cfg.model)
     if not hasattr(model, 'reconstruct'):
         raise TypeError(f'{type(model).__name__} has no reconstruct(); use a Stage-1 (InternVideoNextStage1) config')
     model.init_weights()
-    expected = model.state_dict()
-    state = strip_prefixes(read_state_dict(checkpoint, trusted, opt_in='--trust-checkpoint'), expected.keys(),
-                           prefixes=('module.',))
-    report = fit_report(expected, state)
-    if any(report.values()):
-        message = format_fit_report(checkpoint, report, '--partial-load')
-        if not partial:
-            raise CheckpointMismatchError(message)
-        print(f'warning: {message}')
-    model.load_state_dict({k: v for k, v in state.items() if k in expected and v.shape == expected[k].shape},
-                          strict=False)
+    load_weights(model, checkpoint, 'partial' if partial else 'strict', prefixes=('module.',), trusted=trusted,
+                 opt_in='--trust-checkpoint', partial_opt_in='--partial-load')
     return model.to(device).eval()
 
 

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.logging import MMLogger
 
+from ivnext.utils.checkpoint import load_weights, read_state_dict
+
 from ..utils import gather_tokens
 from .base_pretrainer import BasePretrainer
 
@@ -88,41 +90,22 @@ class InternVideoNextStage2(BasePretrainer):
         Raises:
             CheckpointMismatchError: Keys do not fit and ``stage1_partial_load`` is False.
         """
-        from ivnext.utils.checkpoint import (CheckpointMismatchError, adapt_pos_embed, fit_report, format_fit_report,
-                                             read_state_dict)
         logger = MMLogger.get_current_instance()
         state = read_state_dict(path, trusted=self.stage1_checkpoint_trusted,
                                 opt_in='`model.stage1_checkpoint_trusted=True`')
         if not any(k.startswith('backbone.') for k in state):
             state = {f'backbone.{k}': v for k, v in state.items()}
-        report, parts = {}, {}
-        for part in ('backbone', 'neck'):
-            module = getattr(self, part)
-            sub = {k[len(part) + 1:]: v for k, v in state.items() if k.startswith(f'{part}.')}
-            if part == 'backbone' and 'pos_embed' in sub:
-                sub['pos_embed'] = adapt_pos_embed(sub['pos_embed'], module)
-            if part == 'neck' and 'pos_embed' in sub and hasattr(module, 'adapt_pos_embed'):
-                # Stage 1 trains 16 frames, Stage 2 runs 32: interpolate the learnt table in time.
-                sub['pos_embed'] = module.adapt_pos_embed(sub['pos_embed'])
-            parts[part] = sub
-            if not sub and part == 'neck':
-                logger.warning(f'{path} holds no neck.* weights (a bare encoder); the predictor keeps its '
-                               'initialisation')
-                report[part] = dict(missing=[], unexpected=[], mismatched=[])
-                continue
-            report[part] = fit_report(module.state_dict(), sub)
-        problems = {kind: [f'{part}.{k}' for part, r in report.items() for k in r[kind]]
-                    for kind in ('missing', 'unexpected', 'mismatched')}
-        if any(problems.values()):
-            message = format_fit_report(path, problems, '`model.stage1_partial_load=True`')
-            if not self.stage1_partial_load:
-                raise CheckpointMismatchError(message)
-            logger.warning(f'partial Stage-1 load: {message}')
-        for part, sub in parts.items():
-            module = getattr(self, part)
-            expected = module.state_dict()
-            module.load_state_dict({k: v for k, v in sub.items() if k in expected and v.shape == expected[k].shape},
-                                   strict=False)
+        parts = ('backbone', 'neck')
+        if not any(k.startswith('neck.') for k in state):
+            logger.warning(f'{path} holds no neck.* weights (a bare encoder); the predictor keeps its initialisation')
+            parts = ('backbone',)
+        # Position tables follow the Stage-2 grids (Stage 1 trains 16 frames, Stage 2 runs 32).
+        fit = load_weights(torch.nn.ModuleDict({part: getattr(self, part) for part in parts}),
+                           {k: v for k, v in state.items() if k.startswith(tuple(f'{p}.' for p in parts))},
+                           'partial' if self.stage1_partial_load else 'strict', prefixes=(), name=path,
+                           partial_opt_in='`model.stage1_partial_load=True`', logger=logger)
+        report = {part: {kind: [k[len(part) + 1:] for k in keys if k.startswith(f'{part}.')]
+                         for kind, keys in fit.items()} for part in ('backbone', 'neck')}
         self.teacher.load_state_dict(self.backbone.state_dict())
         logger.info(f'initialised Stage 2 from {path}')
         return report

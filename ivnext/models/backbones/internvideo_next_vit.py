@@ -9,7 +9,10 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
-from ..layers import AttentionPoolingBlock, RMSNorm, TransformerBlock, interpolate_pos_embed, run_blocks, sincos_3d
+from ivnext.utils.checkpoint import load_weights
+
+from ..layers import (AttentionPoolingBlock, RMSNorm, TransformerBlock, interpolate_pos_embed, resize_pos_table,
+                      run_blocks, sincos_3d)
 from ..maskers.token_mask import TokenMask
 from ..utils import gather_tokens, patchify
 
@@ -195,9 +198,8 @@ class InternVideoNextViT(BaseModule):
     def init_weights(self) -> None:
         """Load ``pretrained`` (released or ivnext weights) if given, else MMEngine's ``init_cfg``."""
         if self.pretrained:
-            from ivnext.utils.checkpoint import load_encoder_checkpoint
-            load_encoder_checkpoint(
-                self, self.pretrained, strict=False,
+            load_weights(
+                self, self.pretrained, 'lenient',
                 opt_in='`python tools/convert/export_backbone.py --trust-checkpoint SRC OUT.safetensors` first and '
                 'set `pretrained` to OUT.safetensors')
             return
@@ -227,6 +229,17 @@ class InternVideoNextViT(BaseModule):
                              "need FormatShape(input_format='NCTHW')")
         _, _, t, h, w = x.shape
         return t // self.tubelet_size, h // self.patch_size, w // self.patch_size
+
+    def adapt_pos_embed(self, table: torch.Tensor) -> torch.Tensor:
+        """Resize a loaded position table (e.g. of a 16-frame checkpoint) to this encoder's ``grid_size``.
+
+        Args:
+            table: (1, num_cls_tokens + N_src, C) loaded table.
+
+        Returns:
+            Tensor: (1, num_cls_tokens + T*H*W, C).
+        """
+        return resize_pos_table(table, self.num_cls_tokens, self.grid_size)
 
     def patch_pos_embed(self, grid: Tuple[int, int, int]) -> torch.Tensor:
         """Patch position table (1, N, C) for ``grid``, interpolated from the built one when it differs."""

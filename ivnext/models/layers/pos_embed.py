@@ -1,4 +1,4 @@
-"""Fixed sin-cos position embeddings over (T, H, W) and their interpolation."""
+"""Fixed sin-cos position embeddings over (T, H, W), their interpolation, and resizing a loaded table."""
 from typing import Tuple
 
 import torch
@@ -76,3 +76,36 @@ def interpolate_pos_embed(pos_embed: torch.Tensor, src_grid: Tuple[int, int, int
     volume = F.interpolate(volume, size=tuple(dst_grid), mode='trilinear', align_corners=False)
     out = volume[0].permute(1, 2, 3, 0).reshape(-1, c).to(table.dtype)
     return out if squeeze else out.unsqueeze(0)
+
+
+def resize_pos_table(table: torch.Tensor, num_cls: int, dst_grid: Tuple[int, int, int]) -> torch.Tensor:
+    """Resize a loaded (1, num_cls + N_src, C) position table (CLS rows first) to the patch grid ``dst_grid``.
+
+    The source grid is read from the row count: a square spatial side, and the frame count from what remains,
+    taking the grid that keeps either the spatial side or the frame count of ``dst_grid`` (e.g. a 16-frame table
+    for a 32-frame encoder, or a 224 px table for 448 px). The CLS rows are kept as they are.
+
+    Args:
+        table: (1, num_cls + N_src, C) loaded table.
+        num_cls: Leading rows that are not patches.
+        dst_grid: Target patch grid (T, H, W).
+
+    Returns:
+        Tensor: (1, num_cls + T*H*W, C); the same tensor when it already has T*H*W patch rows.
+
+    Raises:
+        ValueError: No (T, S, S) grid with the table's row count keeps the side or frame count of ``dst_grid``.
+    """
+    n_src = table.shape[1] - num_cls
+    t_dst, h_dst, w_dst = dst_grid
+    if n_src == t_dst * h_dst * w_dst:
+        return table
+    for t_src in range(1, n_src + 1):
+        side = round((n_src / t_src)**0.5)
+        if t_src * side * side == n_src and (side == h_dst or t_src == t_dst):
+            break
+    else:
+        raise ValueError(f'cannot infer the source grid of a position table with {n_src} patch rows for the grid '
+                         f'{tuple(dst_grid)}; the checkpoint was trained at another patch size or width')
+    patch = interpolate_pos_embed(table[:, num_cls:], (t_src, side, side), dst_grid)
+    return torch.cat([table[:, :num_cls], patch], dim=1)
