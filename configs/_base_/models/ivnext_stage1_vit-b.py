@@ -66,7 +66,10 @@ model = dict(
         depth=6,
         num_train_timesteps=1000,
         beta_schedule='squaredcos_cap_v2',
-        num_inference_steps=100,
+        num_inference_steps=1000,  # release DiffLoss(num_sampling_steps='1000'); sampling is for inspection only
+        sampler='ddpm',  # release: IDDPM p_sample_loop, clip_denoised=False
+        sample_temperature=1.0,  # release DiffLoss.sample(temperature=1.0)
+        cfg_scale=1.0,  # release DiffLoss.sample(cfg=1.0): no classifier-free guidance
         loss_weight=1.0),
     align_head=dict(
         type='AlignmentHead', in_dims=encoder_dims, target_dims=teacher_dims, num_layers=6, loss_weight=1.0,

@@ -4,7 +4,7 @@ import math
 from typing import Dict, Optional, Union
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
+from diffusers import DDPMScheduler
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
@@ -13,6 +13,7 @@ from torch import nn
 from ..layers import resolve_with_cp, run_blocks
 from ..losses import discretized_gaussian_log_likelihood, normal_kl
 from ..utils import full_precision
+from .diffusion_sampling import respaced_tables, respaced_timesteps, reverse_step
 
 
 class AdaLNResBlock(nn.Module):
@@ -86,18 +87,22 @@ class AdaLNMLPDenoiser(nn.Module):
 SAMPLERS = ('ddpm', 'ddim')
 
 
+def _widen(x: torch.Tensor) -> torch.Tensor:
+    """fp32 for the diffusion maths, float64 kept (a float64 model, e.g. an equivalence check, stays float64)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 @MODELS.register_module()
 class ConditionalDiffusionHead(BaseModule):
     """Diffusion decoder modelling each masked patch independently given the predictor output at its slot.
 
-    Forward process and sampler are diffusers' ``DDPMScheduler`` with the IDDPM cosine schedule
-    (``squaredcos_cap_v2``, 1000 steps), epsilon prediction and ``learned_range`` variance. The denoiser
-    outputs ``[eps (D) | v (D)]``; the model log-variance is ``(v+1)/2 * log(beta_t) + (1-v)/2 *
-    log(beta~_t)`` with beta~_t the posterior variance. diffusers' ``learned_range`` uses the same
-    interpolation (``min_log = log(beta~_t)``, ``max_log = log(beta_t)``, ``frac = (v+1)/2``, computed from the
-    (respaced) ``alphas_cumprod``); it differs from IDDPM only at t = 0, where IDDPM clips beta~_0 := beta~_1 and
-    diffusers clamps it to 1e-20, and sampling adds no noise at t = 0, so the samplers agree. ``v`` is not
-    clamped to [-1, 1] (neither is it in IDDPM). The training VLB uses IDDPM's clipped value.
+    The noise schedule is IDDPM's cosine schedule (``squaredcos_cap_v2``, 1000 steps; diffusers'
+    ``DDPMScheduler`` holds the configuration), with epsilon prediction and learned-range variance: the denoiser
+    outputs ``[eps (D) | v (D)]`` and the model log-variance is ``(v+1)/2 * log(beta_t) + (1-v)/2 * log(beta~_t)``
+    with beta~_t the posterior variance, clipped at t = 0 to beta~_1 (IDDPM). ``v`` is not clamped to [-1, 1]
+    (neither is it in IDDPM). Sampling (:mod:`.diffusion_sampling`) runs IDDPM's respaced chain, as the release's
+    ``DiffLoss.sample``: ancestral DDPM with the learned variance, a temperature on its noise and optional
+    classifier-free guidance, or DDIM.
 
     Training loss (IDDPM hybrid, as the release): per token ``mean_D (eps - eps_hat)^2`` plus the variational
     term in bits/dim with the model mean stop-gradiented, so it trains only the variance: ``KL(q(x_{t-1}|x_t,
@@ -114,7 +119,8 @@ class ConditionalDiffusionHead(BaseModule):
         depth: Denoiser residual blocks.
         num_train_timesteps: Diffusion steps T.
         beta_schedule: diffusers beta schedule (``squaredcos_cap_v2`` = IDDPM cosine).
-        num_inference_steps: Default sampling steps (evenly spaced over [0, T-1], as IDDPM respacing).
+        num_inference_steps: Default sampling steps, IDDPM respacing over [0, T-1] (the release's
+            ``num_sampling_steps``, 1000).
         diffusion_batch_mul: Repeat each (z, target) pair this many times with independent t and noise
             (1 in the released Stage-1 models).
         loss_weight: Scale of ``loss_diffusion``.
@@ -122,9 +128,16 @@ class ConditionalDiffusionHead(BaseModule):
             ``clip_denoised``). None (release) leaves it free; note that with the capped cosine schedule the first
             respaced steps amplify eps errors by 1/sqrt(alpha_t), so only a well-trained head samples well
             unclipped with few steps.
-        sampler: 'ddpm' (release): ancestral sampling with the learned variance. 'ddim': deterministic DDIM
-            (eta 0) from the predicted eps alone, the same trained network; a briefly trained head's learned
-            variance is still poor, and DDIM does not use it.
+        sampler: 'ddpm' (release): ancestral sampling with the learned variance. 'ddim': DDIM from the predicted
+            eps alone (deterministic with ``ddim_eta=0``), the same trained network; a briefly trained head's
+            learned variance is still poor, and DDIM does not use it.
+        sample_temperature: Factor on the noise added at every ancestral (ddpm) step, the release's
+            ``DiffLoss.sample(temperature=1.0)``; below 1 sharpens samples. DDIM ignores it.
+        cfg_scale: Classifier-free guidance scale, the release's ``DiffLoss.sample(cfg=1.0)``: with
+            ``cfg_scale != 1`` the predicted noise is ``eps(z_uncond) + cfg_scale * (eps(z) - eps(z_uncond))``
+            (the learned variance is the conditional one), which needs unconditional conditions ``z_uncond`` in
+            :meth:`sample`.
+        ddim_eta: DDIM's eta (0: deterministic; 1: the DDPM posterior variance), as IDDPM's ``ddim_sample``.
         loss_token_fraction: Fraction of the masked patches the loss trains on, a new random subset of the batch's
             rows every call (before ``diffusion_batch_mul``). 1.0 (release): all of them. Below 1 it trades
             decoder samples per step for step time, where the decoder's matrix products dominate a step (a CPU).
@@ -139,8 +152,9 @@ class ConditionalDiffusionHead(BaseModule):
 
     def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
                  num_train_timesteps: int = 1000, beta_schedule: str = 'squaredcos_cap_v2',
-                 num_inference_steps: int = 100, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
-                 clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', loss_token_fraction: float = 1.0,
+                 num_inference_steps: int = 1000, diffusion_batch_mul: int = 1, loss_weight: float = 1.0,
+                 clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', sample_temperature: float = 1.0,
+                 cfg_scale: float = 1.0, ddim_eta: float = 0.0, loss_token_fraction: float = 1.0,
                  nll_cdf: str = 'tanh', with_cp: bool = False,
                  denoiser_precision: str = 'autocast', init_cfg=None, grad_checkpointing: Optional[bool] = None):
         super().__init__(init_cfg=init_cfg)
@@ -159,6 +173,13 @@ class ConditionalDiffusionHead(BaseModule):
         if sampler not in SAMPLERS:
             raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
         self.sampler = sampler
+        if not sample_temperature >= 0:
+            raise ValueError(f'sample_temperature must be >= 0 (1.0 as released), got {sample_temperature}')
+        if not ddim_eta >= 0:
+            raise ValueError(f'ddim_eta must be >= 0 (0.0: deterministic DDIM), got {ddim_eta}')
+        self.sample_temperature = float(sample_temperature)
+        self.cfg_scale = float(cfg_scale)
+        self.ddim_eta = float(ddim_eta)
         if nll_cdf not in ('tanh', 'exact'):
             raise ValueError(f"nll_cdf must be 'tanh' or 'exact', got {nll_cdf!r}")
         self.nll_cdf = nll_cdf
@@ -242,8 +263,8 @@ class ConditionalDiffusionHead(BaseModule):
             if target.shape[-1] != target_dims or target.shape[:-1] != z.shape[:-1]:
                 raise ValueError(f'target must be {tuple(z.shape[:-1]) + (target_dims, )}, got '
                                  f'{tuple(target.shape)}: one {target_dims}-dim patch per condition vector.')
-            target = target.reshape(-1, target_dims).float()
-        return z.reshape(-1, in_dims).float(), target
+            target = _widen(target.reshape(-1, target_dims))
+        return _widen(z.reshape(-1, in_dims)), target
 
     def _at(self, buffer: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return buffer[t].unsqueeze(-1)
@@ -349,7 +370,7 @@ class ConditionalDiffusionHead(BaseModule):
                 noise = torch.randn_like(x0)
             elif noise.shape != x0.shape:
                 raise ValueError(f'noise must be {tuple(x0.shape)}, got {tuple(noise.shape)}')
-            noise = noise.float()
+            noise = noise.to(x0.dtype)
             xt = self.q_sample(x0, noise, t)
         out = self.denoise(xt, t, z)
         with full_precision(z.device):
@@ -368,44 +389,84 @@ class ConditionalDiffusionHead(BaseModule):
             z: (N, C_z) conditions.
 
         Returns:
-            Tensor: (N, 2D) ``[eps | v]`` in fp32.
+            Tensor: (N, 2D) ``[eps | v]`` in fp32 (float64 for a float64 model).
         """
         dtype = self.net.input_proj.weight.dtype  # bf16 when a strategy casts the model (DeepSpeed bf16)
         context = full_precision(x.device) if self.denoiser_precision == 'float32' else contextlib.nullcontext()
         with context:
-            return self.net(x.to(dtype), t, z.to(dtype)).float()
+            return _widen(self.net(x.to(dtype), t, z.to(dtype)))
+
+    def sampling_tables(self, num_inference_steps: int) -> Dict[str, torch.Tensor]:
+        """Respaced reverse-process tables (float64) for ``num_inference_steps`` steps (IDDPM respacing)."""
+        kept = respaced_timesteps(self.num_train_timesteps, int(num_inference_steps))
+        return respaced_tables(self._alphas_cumprod_float64(), kept)
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, num_inference_steps: Optional[int] = None,
-               generator: Optional[torch.Generator] = None, sampler: Optional[str] = None) -> torch.Tensor:
-        """Sample one patch per condition vector (ancestral DDPM or deterministic DDIM).
+               generator: Optional[torch.Generator] = None, sampler: Optional[str] = None,
+               temperature: Optional[float] = None, cfg_scale: Optional[float] = None,
+               z_uncond: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Sample one patch per condition vector (ancestral DDPM or DDIM on IDDPM's respaced chain).
+
+        The release's ``DiffLoss.sample`` (IDDPM ``p_sample_loop``, ``clip_denoised=False``) with its
+        ``temperature`` and classifier-free guidance; DDIM is IDDPM's ``ddim_sample_loop``.
 
         Args:
             z: (B, M, C_pred) conditions (any leading shape).
-            num_inference_steps: Sampling steps (default ``self.num_inference_steps``), evenly spaced in [0, T-1].
-            generator: Optional torch generator for reproducible noise.
+            num_inference_steps: Sampling steps (default ``self.num_inference_steps``), IDDPM-respaced.
+            generator: Optional torch generator for reproducible noise (when ``noise`` is not given).
             sampler: 'ddpm' or 'ddim' (default ``self.sampler``).
+            temperature: Factor on the ancestral noise (default ``self.sample_temperature``).
+            cfg_scale: Guidance scale (default ``self.cfg_scale``); 1 samples from ``z`` alone.
+            z_uncond: Unconditional conditions, the shape of ``z``; required when ``cfg_scale != 1``.
+            noise: Optional (S + 1, N, D) draws, N = rows of ``z``: ``noise[0]`` the starting x_T,
+                ``noise[k + 1]`` the draw of the k-th reverse step (the last one unused, as IDDPM draws it too).
 
         Returns:
             Tensor: (B, M, D) samples in the target's (normalised pixel) space.
         """
-        steps = num_inference_steps or self.num_inference_steps
+        steps = int(num_inference_steps or self.num_inference_steps)
         sampler = sampler or self.sampler
         if sampler not in SAMPLERS:
             raise ValueError(f'sampler must be one of {SAMPLERS}, got {sampler!r}')
+        temperature = self.sample_temperature if temperature is None else float(temperature)
+        cfg_scale = self.cfg_scale if cfg_scale is None else float(cfg_scale)
+        guided = cfg_scale != 1.0
+        if guided and (z_uncond is None or z_uncond.shape != z.shape):
+            raise ValueError(f'cfg_scale={cfg_scale} needs z_uncond, unconditional conditions of the shape of z '
+                             f'{tuple(z.shape)}, got {None if z_uncond is None else tuple(z_uncond.shape)}; set '
+                             'cfg_scale=1.0 to sample without guidance.')
+        tables = self.sampling_tables(steps)
+        num = len(tables['timestep'])
         with full_precision(z.device):
             zf, _ = self._flatten(z, None, self.in_dims, self.target_dims)
-            clip = self.clip_sample_range is not None
-            scheduler_class = DDIMScheduler if sampler == 'ddim' else DDPMScheduler
-            scheduler = scheduler_class.from_config(self.scheduler.config, clip_sample=clip,
-                                                    clip_sample_range=float(self.clip_sample_range or 1.0))
-            scheduler.set_timesteps(steps, device=zf.device)
-            gen_device = generator.device if generator is not None else zf.device
-            x = torch.randn((zf.shape[0], self.target_dims), generator=generator, device=gen_device).to(zf.device)
-            for t in scheduler.timesteps:
-                out = self.denoise(x, t.expand(zf.shape[0]), zf)
-                if sampler == 'ddim':  # eps half only; eta 0 adds no noise
-                    x = scheduler.step(out[:, :self.target_dims], t, x, eta=0.0).prev_sample
+            n = zf.shape[0]
+            if guided:
+                zf = torch.cat([zf, self._flatten(z_uncond, None, self.in_dims, self.target_dims)[0]])
+            if noise is not None:
+                if tuple(noise.shape) != (num + 1, n, self.target_dims):
+                    raise ValueError(f'noise must be (steps + 1, N, D) = {(num + 1, n, self.target_dims)}, got '
+                                     f'{tuple(noise.shape)}')
+                draws = noise.to(device=zf.device, dtype=zf.dtype)
+            else:
+                gen_device = generator.device if generator is not None else zf.device
+                draws = None
+            x = draws[0] if draws is not None else torch.randn(
+                (n, self.target_dims), generator=generator, device=gen_device).to(zf.device)
+            for k in reversed(range(num)):
+                t = tables['timestep'][k].to(zf.device).expand(zf.shape[0])
+                out = self.denoise(torch.cat([x, x]) if guided else x, t, zf)
+                eps, v = out[:n, :self.target_dims], out[:n, self.target_dims:]
+                if guided:
+                    uncond = out[n:, :self.target_dims]
+                    eps = uncond + cfg_scale * (eps - uncond)
+                if draws is not None:
+                    step_noise = draws[num - k]
+                elif sampler == 'ddpm' or (k > 0 and self.ddim_eta > 0):
+                    step_noise = torch.randn((n, self.target_dims), generator=generator,
+                                             device=gen_device).to(zf.device)
                 else:
-                    x = scheduler.step(out, t, x, generator=generator).prev_sample
+                    step_noise = torch.zeros_like(x)
+                x = reverse_step(tables, k, x, eps, v, step_noise, sampler, temperature=temperature,
+                                 eta=self.ddim_eta, clip_range=self.clip_sample_range)
         return x.reshape(*z.shape[:-1], self.target_dims)
