@@ -1,9 +1,11 @@
 """ivnext's Stage-1 training step against golden numbers from the authors' training code.
 
 ``tests/fixtures/release_training/stage1_tiny.*`` were written by ``tools/convert/verify_training_equivalence.py
---fixture`` from the authors' ``InternVideo_next_s1.py`` (commit in the JSON) at tiny widths: the injected draws
-(visible tokens, teacher targets, diffusion timesteps and noise), the release's outputs, losses and the first
-values of some gradients. The weights are :func:`ivnext.convert.release_training.fill_deterministic` of ivnext's
+--fixture`` from the authors' ``InternVideo_next_s1.py`` and ``siglip_teacher.py`` (commit in the JSON) at tiny
+widths: the injected draws (visible tokens, teacher targets, diffusion timesteps and noise), the release's outputs,
+losses and the first values of some gradients; the release teacher's targets (hidden states, pooled embeddings,
+attention) on the step's clip; how often ``torch.multinomial`` drew each visible set; and short DDPM / DDIM
+sampling chains (temperature, classifier-free guidance) from a stored noise sequence. The weights are :func:`ivnext.convert.release_training.fill_deterministic` of ivnext's
 model, copied to the release with the key map, so nothing but numbers is stored.
 """
 import importlib.util
@@ -106,7 +108,7 @@ def stage1_run():
 
 def test_fixture_is_small_and_names_its_commit():
     tensors, meta = _load_fixture()
-    assert osp.getsize(osp.join(FIXTURES, 'stage1_tiny.safetensors')) < 100_000
+    assert osp.getsize(osp.join(FIXTURES, 'stage1_tiny.safetensors')) < 150_000
     assert len(meta['release_commit']) == 40
 
 
@@ -140,3 +142,125 @@ def test_key_map_round_trip_and_pixel_layout():
     ours = clip[0, :, 0].permute(1, 2, 0).reshape(-1)
     theirs = torch.nn.functional.pixel_unshuffle(clip[:, :, 0], 14).reshape(-1)
     torch.testing.assert_close(ours, theirs[pixel_permutation(14)])
+
+
+# ------------------------------------------------------------------------------------------- image teacher
+def teacher_mismatches(tool, tensors, w) -> dict:
+    teacher = tool.build_ivnext_teacher(w)
+    clip = 1.5 * tool.deterministic_values('clip', (w['batch'], 3, w['frames'], w['img_size'], w['img_size']))
+    out = tool.run_ivnext_teacher(teacher, clip)
+    bad = {}
+    for name in ('teacher_hidden', 'teacher_pooled_frames', 'teacher_importance'):
+        rel = _relative(out[name], tensors[f'release.{name}'])
+        if rel > TOLERANCE:
+            bad[name] = rel
+    return bad
+
+
+def test_siglip2_teacher_reproduces_release_targets():
+    """Aligned-layer inputs (L2-normalised), pooled embeddings and the pooling attention of the release's teacher."""
+    tool = _tool()
+    tensors, meta = _load_fixture()
+    assert teacher_mismatches(tool, tensors, meta['shapes']) == {}
+
+
+def test_broken_teacher_layer_choice_is_caught(monkeypatch):
+    """Returning the outputs instead of the inputs of the aligned layers must fail the teacher comparison."""
+    tool = _tool()
+    tensors, meta = _load_fixture()
+    build = tool.build_ivnext_teacher
+
+    def shifted(w):
+        teacher = build(w)
+        teacher.return_layers = [i + 1 for i in teacher.return_layers[:-1]] + [teacher.return_layers[-1]]
+        return teacher
+
+    monkeypatch.setattr(tool, 'build_ivnext_teacher', shifted)
+    assert 'teacher_hidden' in teacher_mismatches(tool, tensors, meta['shapes'])
+
+
+# --------------------------------------------------------------------------------- semantic-aware masks
+MASK_ALPHA = 0.01
+
+
+def mask_frames(tool, tensors):
+    importance = tensors['release.teacher_importance'].flatten(0, 1)
+    return torch.cat([importance, tool.skewed_importance(importance.shape[-1])[None]])
+
+
+def mask_p_values(tool, tensors, meta, selection=None) -> dict:
+    """Bonferroni-adjusted p-values of ivnext's draws: against the exact law and against the release's counts."""
+    frames = mask_frames(tool, tensors)
+    f, length = frames.shape
+    k = length - int(length * tool.MASK_RATIO)
+    draws = meta['mask_draws']
+    sel = (selection or tool.ivnext_selection)(frames, k, draws, 7)
+    gof, homo = [], []
+    for frame in range(f):
+        law = tool.exact_set_probabilities(frames[frame], k)
+        keys = sorted(law)
+        codes = torch.tensor([sum(1 << i for i in key) for key in keys])
+        counts = ((1 << sel[:, frame]).sum(-1)[:, None] == codes[None]).sum(0).double()
+        expected = torch.tensor([law[key] for key in keys], dtype=torch.float64) * draws
+        gof.append(tool.chi_square(counts, expected)[2])
+        homo.append(tool.two_sample_chi_square(counts, tensors['release.mask_set_counts'][frame])[2])
+    return dict(gof=min(1.0, f * min(gof)), homogeneity=min(1.0, f * min(homo)))
+
+
+def test_semantic_mask_law_matches_release_multinomial():
+    """Gumbel-top-k draws the release's law: chi-square against the exact law of sequential sampling without
+    replacement and against the release's ``torch.multinomial`` counts (200,000 draws a side, 5 frames)."""
+    tool = _tool()
+    tensors, meta = _load_fixture()
+    p = mask_p_values(tool, tensors, meta)
+    assert p['gof'] >= MASK_ALPHA and p['homogeneity'] >= MASK_ALPHA, p
+
+
+def test_broken_mask_law_is_caught():
+    """Drawing with probability proportional to importance squared must fail both tests."""
+    tool = _tool()
+    tensors, meta = _load_fixture()
+    squared = lambda importance, k, draws, seed: tool.ivnext_selection(importance**2, k, draws, seed)  # noqa: E731
+    p = mask_p_values(tool, tensors, meta, squared)
+    assert p['gof'] < MASK_ALPHA and p['homogeneity'] < MASK_ALPHA, p
+
+
+def test_same_selections_give_bitwise_same_mask_and_targets():
+    tool = _tool()
+    tensors, meta = _load_fixture()
+    w = meta['shapes']
+    importance = tensors['release.teacher_importance'].flatten(0, 1)
+    k = importance.shape[-1] - int(importance.shape[-1] * tool.MASK_RATIO)
+    for seed in range(5):
+        selection = tool.release_selection(importance, k, 1, seed)[0]
+        assert tool.selections_downstream_equal(selection, tensors['release.teacher_hidden'], w['batch'])
+
+
+# ---------------------------------------------------------------------------------------- diffusion sampling
+def sampling_mismatches(tool, model, tensors, meta) -> dict:
+    noise = tensors['draw.sample_noise'].float()
+    rows = noise.shape[1]
+    bad = {}
+    for i, (sampler, steps, temperature, cfg) in enumerate(meta['sampling_cases']):
+        inputs = tool.sampling_inputs(rows, steps)
+        inputs['noise'] = noise
+        out = tool.run_ivnext_sampling(model.head, inputs, sampler, steps, temperature, cfg)
+        rel = _relative(out, tensors[f'release.sample.{i}'])
+        if rel > TOLERANCE:
+            bad[f'{sampler} temperature {temperature} cfg {cfg}'] = rel
+    return bad
+
+
+def test_sampling_reproduces_release_ddpm_ddim_temperature_and_guidance(stage1_run):
+    model, _, tensors, meta = stage1_run
+    assert sampling_mismatches(_tool(), model, tensors, meta) == {}
+
+
+def test_broken_temperature_is_caught(stage1_run, monkeypatch):
+    """A sampler that ignores the temperature must fail the sampling comparison (only the case with T != 1)."""
+    from ivnext.models.heads import conditional_diffusion_head as module
+    model, _, tensors, meta = stage1_run
+    step = module.reverse_step
+    monkeypatch.setattr(module, 'reverse_step', lambda *args, **kwargs: step(*args, **{**kwargs, 'temperature': 1.0}))
+    bad = sampling_mismatches(_tool(), model, tensors, meta)
+    assert list(bad) == ['ddpm temperature 0.5 cfg 3.0'], bad

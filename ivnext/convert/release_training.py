@@ -209,3 +209,27 @@ def fill_deterministic(module: nn.Module, skip: Callable[[str], bool] = lambda n
         for name, param in module.named_parameters():
             if not skip(name):
                 param.copy_(deterministic_values(name, tuple(param.shape)).to(param.dtype))
+
+
+def siglip_tower_to_release(tower_state: Dict[str, torch.Tensor], patch_size: int,
+                            channels: int = 3) -> Dict[str, torch.Tensor]:
+    """transformers' SigLIP2 vision tower state -> the release's ``SigLipVisionModel`` (``models/siglip_teacher.py``).
+
+    Names agree once prefixed with ``vision_model.`` (transformers 4.x has the prefix inside the model, 5.x not:
+    pass the tower's own ``state_dict()``, :attr:`ivnext.models.teachers.SigLIP2Teacher._tower`). SigLIP2's patch
+    embedding is a Linear over ``(p_h, p_w, c)`` patch vectors; the release's is a Conv2d ``(C, c, p_h, p_w)``.
+
+    Args:
+        tower_state: The SigLIP2 tower's parameters (names without ``vision_model.``).
+        patch_size: Teacher patch side p.
+        channels: Image channels.
+
+    Returns:
+        dict: Release names -> tensors.
+    """
+    out = {}
+    for name, value in tower_state.items():
+        if name == 'embeddings.patch_embedding.weight' and value.dim() == 2:
+            value = value.reshape(value.shape[0], patch_size, patch_size, channels).permute(0, 3, 1, 2).contiguous()
+        out[f'vision_model.{name}'] = value
+    return out

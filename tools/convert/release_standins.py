@@ -10,13 +10,18 @@ on transformers' flash-attention-2 path. Here:
   4.x) is replaced by :func:`varlen_attention_standin`, the same maths in plain PyTorch and in the input's
   precision: rotary embedding with positions restarting at 0 in each packed sequence (``cu_seqlens``),
   then softmax attention inside each sequence, restricted to ``|i - j| <= window`` on local layers;
-* the release's own ``diffusion`` package is imported from the checkout.
+* the release's own ``diffusion`` package is imported from the checkout; its samplers put every timestep
+  tensor on 'cuda' (``th.tensor(...).cuda()``): :func:`cuda_is_identity` makes ``Tensor.cuda`` a no-op for
+  the duration of a call.
 
-One statement of the release is changed in memory when it is imported (the file on disk is untouched), a
-start-up bug: ``InternVideo2.forward`` (Stage 1) decodes ``x_clip[idx]`` in its alignment-decoder loop, where
+A few statements of the release are changed in memory when imported (the files on disk are untouched),
+:data:`SOURCE_FIXES`. ``models/siglip_teacher.py`` imports a ``.transforms`` module that the repository does not
+have and puts its resized position table on 'cuda': the import is dropped (the tool pre-processes frames itself)
+and the table stays on the model's device. Stage 1 has a start-up bug: ``InternVideo2.forward`` (Stage 1) decodes ``x_clip[idx]`` in its alignment-decoder loop, where
 ``idx`` is the encoder-block loop's last index (``depth - 1``). With ``clip_return_layer=6 < depth`` (the
 release scripts) that raises ``IndexError``; the obvious intent, decoder i on returned layer i, is used.
 """
+import contextlib
 import importlib.util
 import os.path as osp
 import sys
@@ -34,6 +39,17 @@ FLASH_ATTN_STUBS: Dict[str, Sequence[str]] = {
 
 # (old, new) source replacements applied when a release file is imported; see the module docstring.
 SOURCE_FIXES = {
+    # models/siglip_teacher.py imports a module that the release does not have (``from .transforms import *``,
+    # whose ``GroupDenormalize`` is nowhere in the repository) and moves the resized position table to 'cuda'.
+    # The tool does the teacher's pre-processing itself (engine_for_stage1's resize, then the evident
+    # de-normalisation) and keeps the table on the model's device.
+    'siglip_teacher.py': [
+        ('from .transforms import *', ''),
+        ("nn.Embedding.from_pretrained(pos_embed, freeze=True).to('cuda'), "
+         "torch.arange(new_grid ** 2).expand((1, -1)).to('cuda')",
+         'nn.Embedding.from_pretrained(pos_embed, freeze=True).to(pos_embed.device), '
+         'torch.arange(new_grid ** 2, device=pos_embed.device).expand((1, -1))'),
+    ],
     'InternVideo_next_s1.py': [
         ('for clip_decoder in self.clip_decoder:\n'
          '            x_clip_align.append(clip_decoder(x_clip[idx]',
@@ -128,6 +144,17 @@ def _import_release_file(release_dir: str, filename: str, path: str) -> types.Mo
     sys.modules[name] = module
     exec(compile(source, path, 'exec'), module.__dict__)
     return module
+
+
+@contextlib.contextmanager
+def cuda_is_identity():
+    """``Tensor.cuda()`` returns the tensor itself inside the block (the release's samplers call it)."""
+    original = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = original
 
 
 def varlen_attention_standin(module, qkv: torch.Tensor, rotary_emb, cu_seqlens: torch.Tensor, max_seqlen: int,
