@@ -13,6 +13,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.optim import build_optim_wrapper
 
 import ivnext
+from ivnext.api import Aligner
 from ivnext.evaluation.class_prompts import class_prompts, read_class_names, readable_class_name
 from ivnext.evaluation.video_text_retrieval_metric import VideoTextRetrievalMetric, retrieval_metrics
 from ivnext.models.losses import VideoTextContrastiveLoss
@@ -281,3 +282,19 @@ def test_videos_from_frames_and_bf16(towers):
     model = aligner.model.train()
     out = model.contrastive_loss(model.embed_video(batch()), CAPTIONS)
     assert torch.isfinite(out['loss_vtc'])
+
+
+def test_a_few_steps_align_clips_to_their_captions(towers):
+    model = build(towers).model.train()
+    clips = batch(4, seed=3)
+    tokens = model.video_tokens(clips)
+    optimizer = torch.optim.AdamW(list(model.parameters()), lr=1e-2, betas=(0.9, 0.98))
+    for _ in range(60):
+        loss = model.contrastive_loss(model.embed_tokens(tokens), CAPTIONS)['loss_vtc']
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    aligner = Aligner(model)
+    sim = aligner.similarity(aligner.encode_text(CAPTIONS), aligner.encode_video(clips))
+    assert sim.argmax(1).tolist() == [0, 1, 2, 3] and sim.argmax(0).tolist() == [0, 1, 2, 3]
+    assert float(loss) < 0.1
