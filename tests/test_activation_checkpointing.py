@@ -1,5 +1,6 @@
 """Activation checkpointing (``with_cp``): the same outputs and gradients with and without it in every module that
-has the flag, blocks really recomputed in the backward pass, and the deprecated flag names still working."""
+has the flag, blocks really recomputed in the backward pass, and the diffusion head's deprecated flag name still
+working."""
 from typing import Callable, Dict, Tuple
 
 import ivnext  # noqa: F401  (compat fixes before transformers)
@@ -114,9 +115,7 @@ def test_with_cp_off_in_eval_mode():
     assert len(calls) == len(blocks)  # nothing recomputed
 
 
-@pytest.mark.parametrize('build, old_name', [(_transformer_predictor, 'gradient_checkpointing'),
-                                              (_modernbert_predictor, 'gradient_checkpointing'),
-                                              (_diffusion_head, 'grad_checkpointing')])
+@pytest.mark.parametrize('build, old_name', [(_diffusion_head, 'grad_checkpointing')])
 def test_deprecated_flag_names_warn_and_set_with_cp(build, old_name):
     with pytest.warns(FutureWarning, match=f'`{old_name}` is deprecated, use `with_cp`'):
         model, _, _ = build(**{old_name: True})

@@ -68,10 +68,10 @@ def test_gradients_reach_projector_mask_token_and_layers(build):
     assert tokens.grad.abs().sum() > 0
 
 
-def test_gradient_checkpointing_matches():
+def test_activation_checkpointing_matches():
     torch.manual_seed(0)
     ref = tiny_modernbert()
-    ckpt = tiny_modernbert(gradient_checkpointing=True)
+    ckpt = tiny_modernbert(with_cp=True)
     ckpt.load_state_dict(ref.state_dict())
     tokens, mask = make_inputs()
     out_ref, out_ckpt = ref(tokens, TokenMask.from_mask(mask), GRID), ckpt(tokens, TokenMask.from_mask(mask), GRID)
@@ -167,9 +167,9 @@ def test_registry_build():
 def test_banded_local_attention_equals_dense_masked_attention():
     """The default banded local attention gives ModernBERT's dense windowed result, forward and backward."""
     torch.manual_seed(0)
-    banded = tiny_modernbert(gradient_checkpointing=True).train()
+    banded = tiny_modernbert(with_cp=True).train()
     torch.manual_seed(0)
-    dense = tiny_modernbert(gradient_checkpointing=True, local_attention_impl='dense').train()
+    dense = tiny_modernbert(with_cp=True, local_attention_impl='dense').train()
     assert banded.local_attention_impl == 'banded' and half_window(banded.layers[0]) == 4
     dense.load_state_dict(banded.state_dict())
     x = torch.randn(2, 30, 32, requires_grad=True)  # 30 tokens, window +-4: several blocks

@@ -194,7 +194,7 @@ def test_time_slots_read_the_order_of_frames():
 
 def test_linear_probe_pools_every_input_layout():
     torch.manual_seed(0)
-    head = LinearProbeHead(3, 8, norm='ln', skip_tokens=2).eval()
+    head = LinearProbeHead(3, 8, norm='ln', num_cls_tokens=2).eval()
     tokens = torch.randn(4, 6, 8)
     assert torch.allclose(head(tokens), head(tokens[:, 2:].mean(1)), atol=1e-6)
     featmap = torch.randn(4, 8, 2, 2, 2)

@@ -19,7 +19,7 @@ from ivnext.models.heads.probe_sweep_head import expand_grid, select_best
 
 SETTINGS = [dict(lr=1e-3, weight_decay=0.05), dict(lr=3e-3, weight_decay=0.0), dict(lr=1e-2, weight_decay=0.3)]
 HEADS = {'AttentiveProbeHead': dict(type='AttentiveProbeHead', num_heads=4, label_smooth_eps=0.1, topk=(1, )),
-         'LinearProbeHead': dict(type='LinearProbeHead', norm='ln', skip_tokens=4, label_smooth_eps=0.1, topk=(1, ))}
+         'LinearProbeHead': dict(type='LinearProbeHead', norm='ln', num_cls_tokens=4, label_smooth_eps=0.1, topk=(1, ))}
 
 
 def recognizer(cls_head: dict) -> torch.nn.Module:

@@ -61,7 +61,7 @@ def siglip2_patches(frame: torch.Tensor) -> torch.Tensor:
 
 def reference_tokens(backbone: TransformersBackbone, x: torch.Tensor) -> torch.Tensor:
     """What the transformers model itself returns, arranged as (B, P + T'H'W', C) with patches in (t, h, w)."""
-    hf, p = backbone.model, backbone.num_prefix_tokens
+    hf, p = backbone.model, backbone.num_cls_tokens
     b, c, t, h, w = x.shape
     with torch.no_grad():
         if backbone.family.kind == 'video':

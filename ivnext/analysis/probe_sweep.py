@@ -19,7 +19,7 @@ from typing import Dict, Union
 import torch
 
 HEADS = dict(attentive=dict(type='AttentiveProbeHead', num_heads=None, label_smooth_eps=0.1),
-             linear=dict(type='LinearProbeHead', norm='bn', skip_tokens=4, label_smooth_eps=0.1))
+             linear=dict(type='LinearProbeHead', norm='bn', num_cls_tokens=4, label_smooth_eps=0.1))
 PREPROCESSOR = dict(type='ActionDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
                     format_shape='NCTHW')
 

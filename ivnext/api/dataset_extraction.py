@@ -55,7 +55,7 @@ def build_feature_model(cfg: Config, checkpoint: Optional[str], mode: str, devic
         raise ValueError(f'model.backbone.type must be one of {BACKBONES}, got {backbone_type!r}')
     if backbone_type == 'TransformersBackbone' and mode == 'pooled':
         raise ValueError('mode pooled (--mode pooled) needs the InternVideo-Next clip projector; a '
-                         'TransformersBackbone has none: use mode avg or tokens')
+                         'TransformersBackbone has none: use --mode avg or --mode tokens')
     backbone_cfg.out_type = mode
     if mode == 'pooled':
         backbone_cfg.with_clip_projector = True

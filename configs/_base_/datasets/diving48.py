@@ -1,92 +1,16 @@
-# Diving48 (V2 annotations) as an mmaction2 VideoDataset: annotation lists of `relative/path.mp4 label` lines.
-# Sampling: 16 frames, one per equal segment: the class is the whole dive sequence.
-# Train: random resized crop to 224, flip, RandAugment (2 ops, magnitude 9, the same ops on every frame of a clip,
-# via mmaction2's TorchVisionWrapper); CutMix is a batch op and lives in the model's data_preprocessor.
-# Test: 1 clip x 3 crops (ThreeCrop, 224) as in the paper's evaluation.
-# CheckedVideoDataset: mmaction2's VideoDataset whose list errors name file:line; labels checked against num_classes.
-dataset_type = 'CheckedVideoDataset'
+# Diving48 (V2 annotations) in the labelled video skeleton (video_classification.py: 16 frames, one per equal
+# segment, as the class is the whole dive sequence; flip and RandAugment; 1 clip x 3 crops at test).
+_base_ = ['./video_classification.py']
 num_classes = 48
-# Clip shape of every pipeline below: the frames and side the encoder is built for
-# (model.backbone.num_frames / img_size).
-clip_len = 16
-input_size = 224
 data_root = 'data/diving48/videos'
 data_root_val = 'data/diving48/videos'
 ann_file_train = 'data/diving48/diving48_train_list_videos.txt'
 ann_file_val = 'data/diving48/diving48_val_list_videos.txt'
 ann_file_test = ann_file_val
 
-file_client_args = dict(io_backend='disk')
-train_pipeline = [
-    dict(type='DecordInit', **file_client_args),
-    dict(type='UniformSample', clip_len=clip_len, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='RandomResizedCrop', area_range=(0.3, 1.0), aspect_ratio_range=(0.75, 4 / 3)),
-    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
-    dict(type='Flip', flip_ratio=0.5),
-    dict(type='TorchVisionWrapper', op='RandAugment', num_ops=2, magnitude=9),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-val_pipeline = [
-    dict(type='DecordInit', **file_client_args),
-    dict(type='UniformSample', clip_len=clip_len, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, input_size)),
-    dict(type='CenterCrop', crop_size=input_size),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-test_pipeline = [
-    dict(type='DecordInit', **file_client_args),
-    dict(type='UniformSample', clip_len=clip_len, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, input_size)),
-    dict(type='ThreeCrop', crop_size=input_size),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
-
 train_dataloader = dict(
-    batch_size=16,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='SkipBadClips',
-        wraps=dataset_type,
-        num_classes=num_classes,
-        ann_file=ann_file_train,
-        data_prefix=dict(video=data_root),
-        pipeline=train_pipeline))
+    dataset=dict(num_classes=num_classes, ann_file=ann_file_train, data_prefix=dict(video=data_root)))
 val_dataloader = dict(
-    batch_size=16,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='SkipBadClips',
-        wraps=dataset_type,
-        num_classes=num_classes,
-        ann_file=ann_file_val,
-        data_prefix=dict(video=data_root_val),
-        pipeline=val_pipeline,
-        test_mode=True))
+    dataset=dict(num_classes=num_classes, ann_file=ann_file_val, data_prefix=dict(video=data_root_val)))
 test_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='SkipBadClips',
-        wraps=dataset_type,
-        num_classes=num_classes,
-        ann_file=ann_file_test,
-        data_prefix=dict(video=data_root_val),
-        pipeline=test_pipeline,
-        test_mode=True))
-
-# Clips SkipBadClips could not read are left out of the scores and counted (`bad_clips`).
-val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
-test_evaluator = val_evaluator
+    dataset=dict(num_classes=num_classes, ann_file=ann_file_test, data_prefix=dict(video=data_root_val)))

@@ -230,7 +230,8 @@ class TransformersBackbone(BaseModule):
         self.hf_config = self.model.config
         self.embed_dims = int(self.hf_config.hidden_size)
         self.tubelet_size, self.patch_size = self._patch_sizes()
-        self.num_prefix_tokens = self._prefix_tokens()
+        # Prefix tokens (CLS / registers) in front of the patch tokens of 'tokens': the probe heads' num_cls_tokens.
+        self.num_cls_tokens = self._prefix_tokens()
         norm = processor_normalization(pretrained) if pretrained else None
         norm = norm or self.family.normalization
         self.mean = tuple(float(v) for v in mean) if mean is not None else tuple(255.0 * v for v in norm[0])
@@ -246,11 +247,6 @@ class TransformersBackbone(BaseModule):
             self.model.eval()
 
     # ------------------------------------------------------------- describe
-    @property
-    def num_cls_tokens(self) -> int:
-        """Prefix tokens in front of the patch tokens of ``'tokens'`` (the probe heads' ``num_cls_tokens``)."""
-        return self.num_prefix_tokens
-
     @property
     def out_channels(self) -> int:
         """Channels of :meth:`forward`'s output (the token width)."""
@@ -346,7 +342,7 @@ class TransformersBackbone(BaseModule):
         grid = self.grid_of(x)
         b, c, t, h, w = x.shape
         x = x.to(next(self.model.parameters()).dtype)
-        p = self.num_prefix_tokens
+        p = self.num_cls_tokens
         if self.family.kind == 'video':
             hidden = self._call(x.transpose(1, 2).contiguous())  # (B, T, C, H, W)
             prefix, patches = hidden[:, :p], hidden[:, p:]
@@ -374,7 +370,7 @@ class TransformersBackbone(BaseModule):
         tokens = self.forward_tokens(x)
         if self.out_type == 'tokens':
             return tokens
-        patches = tokens[:, self.num_prefix_tokens:]
+        patches = tokens[:, self.num_cls_tokens:]
         if self.out_type == 'avg':
             return patches.mean(1)
         return patches.transpose(1, 2).reshape(x.shape[0], -1, *grid)

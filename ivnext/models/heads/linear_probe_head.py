@@ -15,7 +15,7 @@ class LinearProbeHead(BaseHead):
     """Linear classifier on one vector per clip.
 
     Accepts the encoder's pooled output (B, C) (``out_type='pooled'`` or ``'avg'``), tokens (B, L, C)
-    (mean over tokens after dropping the first ``skip_tokens``, e.g. the 4 CLS tokens) or a feature map
+    (mean over tokens after dropping the first ``num_cls_tokens``, e.g. the encoder's 4 CLS tokens) or a feature map
     (B, C, T, H, W) (mean over T, H, W). Loss, label smoothing and test-view averaging are mmaction2's
     :class:`BaseHead` behaviour.
 
@@ -23,7 +23,8 @@ class LinearProbeHead(BaseHead):
         num_classes: Number of classes.
         in_channels: Feature width C.
         norm: 'bn' (BatchNorm1d without affine, the MAE linear-probe choice), 'ln' (LayerNorm) or None.
-        skip_tokens: Leading tokens excluded from the mean of a (B, L, C) input.
+        num_cls_tokens: Leading tokens (the encoder's CLS / prefix tokens) excluded from the mean of a (B, L, C)
+            input; the attentive probe's argument of the same name.
         dropout_ratio: Dropout before the classifier.
         init_std: Std of the classifier's truncated-normal init.
         loss_cls: Loss config.
@@ -37,7 +38,7 @@ class LinearProbeHead(BaseHead):
                  num_classes: int,
                  in_channels: int,
                  norm: Optional[str] = 'bn',
-                 skip_tokens: int = 0,
+                 num_cls_tokens: int = 0,
                  dropout_ratio: float = 0.0,
                  init_std: float = 0.01,
                  loss_cls: Dict = dict(type='CrossEntropyLoss'),
@@ -49,7 +50,7 @@ class LinearProbeHead(BaseHead):
                          average_clips=average_clips, init_cfg=init_cfg, **kwargs)
         if norm not in NORMS:
             raise ValueError(f'norm must be one of {NORMS}, got {norm!r}')
-        self.skip_tokens = skip_tokens
+        self.num_cls_tokens = int(num_cls_tokens)
         self.init_std = init_std
         if norm == 'bn':
             self.norm = nn.BatchNorm1d(in_channels, affine=False, eps=1e-6)
@@ -79,7 +80,7 @@ class LinearProbeHead(BaseHead):
         if x.dim() == 2:
             feat = x
         elif x.dim() == 3:
-            feat = x[:, self.skip_tokens:].mean(1)
+            feat = x[:, self.num_cls_tokens:].mean(1)
         elif x.dim() == 5:
             feat = x.mean(dim=(2, 3, 4))
         else:

@@ -8,7 +8,7 @@ from mmaction.registry import MODELS
 from torch import nn
 
 from ...compat import modernbert_attention_table, use_modernbert_attention
-from ..layers import resolve_with_cp, run_blocks
+from ..layers import run_blocks
 from ..layers.banded_attention import banded_attention
 from .base_predictor import BasePredictor
 
@@ -70,7 +70,6 @@ class ModernBertPredictor(BasePredictor):
             window only (:func:`ivnext.models.layers.banded_attention`), same result as 'dense': SDPA over the
             whole sequence with a window mask, as transformers runs it (21x more score FLOPs at 4100 tokens).
         init_cfg: MMEngine init config.
-        gradient_checkpointing: Deprecated alias of ``with_cp`` (warns).
 
     Attributes:
         embed_dims: Output width (ModernBERT hidden size, 1024 for Large).
@@ -79,8 +78,7 @@ class ModernBertPredictor(BasePredictor):
     def __init__(self, in_dims: int = 768, num_layers: int = 5, num_cls_tokens: int = 4,
                  grid_size: Sequence[int] = (16, 16, 16), pretrained: Optional[str] = None,
                  model_config: Optional[dict] = None, final_norm: bool = False, with_cp: bool = False,
-                 local_attention_impl: str = 'banded', init_cfg=None, gradient_checkpointing: Optional[bool] = None):
-        with_cp = resolve_with_cp(with_cp, 'ModernBertPredictor', gradient_checkpointing=gradient_checkpointing)
+                 local_attention_impl: str = 'banded', init_cfg=None):
         if local_attention_impl not in ('banded', 'dense'):
             raise ValueError(f"local_attention_impl must be 'banded' or 'dense', got {local_attention_impl!r}")
         if pretrained is not None:

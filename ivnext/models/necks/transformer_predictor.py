@@ -1,11 +1,11 @@
 """Stage-1 predictor made of plain pre-norm ViT blocks (the non-text ablation)."""
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from mmaction.registry import MODELS
 from torch import nn
 
-from ..layers import RMSNorm, TransformerBlock, resolve_with_cp, run_blocks
+from ..layers import RMSNorm, TransformerBlock, run_blocks
 from .base_predictor import BasePredictor
 
 
@@ -30,16 +30,13 @@ class TransformerPredictor(BasePredictor):
         use_flash_attn: Prefer flash-attn kernels when installed.
         with_cp: Recompute each block in the backward pass (activation checkpointing).
         init_cfg: MMEngine init config.
-        gradient_checkpointing: Deprecated alias of ``with_cp`` (warns).
     """
 
     def __init__(self, in_dims: int = 768, embed_dims: int = 1024, depth: int = 5, num_heads: int = 16,
                  mlp_ratio: float = 4.0, num_cls_tokens: int = 4, grid_size: Sequence[int] = (16, 16, 16),
                  layer_scale_init_value: float = 0.0, drop_path_rate: float = 0.0, final_norm: bool = True,
-                 use_flash_attn: bool = True, with_cp: bool = False, init_cfg=None,
-                 gradient_checkpointing: Optional[bool] = None):
+                 use_flash_attn: bool = True, with_cp: bool = False, init_cfg=None):
         super().__init__(in_dims, embed_dims, num_cls_tokens, grid_size, init_cfg=init_cfg)
-        with_cp = resolve_with_cp(with_cp, 'TransformerPredictor', gradient_checkpointing=gradient_checkpointing)
         if depth < 1:
             raise ValueError(f'depth must be >= 1, got {depth}')
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
