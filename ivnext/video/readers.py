@@ -15,7 +15,7 @@ import numpy as np
 
 BACKENDS: Tuple[str, ...] = ('decord', 'pyav', 'torchcodec')
 # Order tried by backend='auto': PyAV decodes every codec of its bundled FFmpeg (AV1 included), has wheels for
-# every platform and sampled clips about twice as fast as decord 0.6 here (tools/analysis/README.md); decord
+# every platform and sampled clips about twice as fast as decord 0.6 here (docs/performance.md); decord
 # gives the same frames; torchcodec needs a torchcodec build matching the installed torch.
 AUTO_ORDER: Tuple[str, ...] = ('pyav', 'decord', 'torchcodec')
 

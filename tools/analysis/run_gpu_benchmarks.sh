@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of tools/analysis/README.md (one GPU, bf16): ViT-B Stage 1 and Stage 2 at the paper's
+# The GPU measurements of docs/performance.md (one GPU, bf16): ViT-B Stage 1 and Stage 2 at the paper's
 # shapes, eager with a profiler breakdown and with regional compilation; Stage 1 also with the fp32 diffusion
 # denoiser and with dense masked local attention in the predictor (the behaviour before those changes); the
 # encoder's SDPA against flash-attn.
