@@ -48,8 +48,9 @@ class TrainableOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     (MMEngine's own norm detection misses ``RMSNorm``, q/k norms and LayerScale). ``paramwise_cfg.
     release_no_decay=False`` switches the exemptions off; ``paramwise_cfg.no_decay_names`` replaces the exempt
     tables (default :data:`NO_DECAY_NAMES`; the pretraining schedules set :data:`RELEASE_PRETRAIN_NO_DECAY_NAMES`,
-    the release's list, so that the predictor's position table and mask token are decayed as released). Frozen parameters (a probe's backbone) never reach the
-    optimizer, so no optimizer state is kept for them and weight decay cannot touch them.
+    the release's list, so that the predictor's position table and mask token are decayed as released). Frozen
+    parameters (a probe's backbone) never reach the optimizer, so no optimizer state is kept for them and weight
+    decay cannot touch them.
     """
 
     def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: dict = None):
