@@ -14,11 +14,19 @@ TINY_ENCODER = dict(arch=dict(embed_dims=64, num_layers=2, num_heads=4, mlp_rati
 
 
 def save_tokenizer(folder: Path):
-    from transformers import BertTokenizerFast
+    """A lower-casing word-piece tokenizer over :data:`WORDS` (built with the tokenizers library, which both
+    transformers 4 and 5 read back from ``tokenizer.json``)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / 'vocab.txt'
-    vocab.write_text('\n'.join(WORDS) + '\n')
-    BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True).save_pretrained(str(folder))
+    vocab = {word: i for i, word in enumerate(WORDS)}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token='[UNK]'))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(single='[CLS] $A [SEP]', special_tokens=[
+        ('[CLS]', vocab['[CLS]']), ('[SEP]', vocab['[SEP]'])])
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token='[UNK]', pad_token='[PAD]', cls_token='[CLS]',
+                            sep_token='[SEP]', mask_token='[MASK]').save_pretrained(str(folder))
 
 
 def save_tiny_bert(folder: Path, hidden: int = 24) -> Path:
