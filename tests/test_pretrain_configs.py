@@ -107,7 +107,7 @@ def check_stage1_recipe(cfg, arch, interval):
     assert cfg.auto_scale_lr.enable and cfg.auto_scale_lr.base_batch_size == 256
     assert cfg.train_cfg.max_epochs == 50
     warmup, cosine = cfg.param_scheduler
-    assert warmup.type == 'LinearLR' and warmup.end == 5
+    assert warmup.type == 'ClosedFormLinearLR' and warmup.end == 5 and warmup.start_factor == 0.0  # from 0, as released
     assert cosine.type == 'CosineAnnealingLR' and (cosine.begin, cosine.end) == (5, 50)
     assert cfg.train_dataloader.batch_size * 128 == 2048
 

@@ -8,7 +8,10 @@ warmup_epochs = 3
 
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs + 1)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    # Warm-up from lr 0 to lr at its last iteration, as the release (np.linspace(0, lr, warmup_iters); the paper
+    # does not give the start). MMEngine's chainable LinearLR cannot start at 0: ClosedFormLinearLR.
+    dict(type='ClosedFormLinearLR', start_factor=0.0, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min_ratio=1e-2, by_epoch=True,
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]

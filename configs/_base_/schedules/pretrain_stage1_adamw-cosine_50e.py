@@ -23,7 +23,10 @@ optim_wrapper = dict(
     paramwise_cfg=dict(no_decay_names=('backbone.pos_embed', 'backbone.cls_token', 'align_head.clip_pos_embed')))
 
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warmup_epochs, convert_to_iter_based=True),
+    # Warm-up from lr 0 to lr at its last iteration, as the release (np.linspace(0, lr, warmup_iters); the paper
+    # does not give the start). MMEngine's chainable LinearLR cannot start at 0: ClosedFormLinearLR.
+    dict(type='ClosedFormLinearLR', start_factor=0.0, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
     # eta_min_ratio keeps the release's min lr (1e-5 per 256 clips) proportional after lr scaling.
     dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs, eta_min_ratio=1e-2, by_epoch=True,
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
