@@ -606,9 +606,11 @@ def main() -> None:
     parser.add_argument('release_dir', help="the InternVideo-Next folder of the authors' repository")
     parser.add_argument('--width', action='append', choices=sorted(WIDTHS), help='shapes (repeatable; default tiny)')
     parser.add_argument('--tolerance', type=float, default=1e-5, help='relative difference allowed')
-    parser.add_argument('--mask-draws', type=int, default=2000, help='batches per view for the mask statistics')
     parser.add_argument('--mask-frames', type=int, nargs='+', default=[4, 32],
                         help='clip lengths of the 224-px mask comparisons')
+    parser.add_argument('--mask-draws', type=int, nargs='+', default=[2000, 400],
+                        help='batches per view for the mask statistics, one per --mask-frames value (or one for '
+                        'all); a tenth of them (at least 100) for the bitwise comparison')
     parser.add_argument('--alpha', type=float, default=0.01, help='significance level of the mask tests')
     parser.add_argument('--fixture', help='folder to write the golden fixture to (tiny width)')
     parser.add_argument('--commit', help="the authors' commit of the checkout (recorded in fixtures)")
@@ -616,18 +618,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ok = True
-    for frames in args.mask_frames:
+    draws = args.mask_draws * len(args.mask_frames) if len(args.mask_draws) == 1 else args.mask_draws
+    if len(draws) != len(args.mask_frames):
+        parser.error(f'--mask-draws needs one value or one per --mask-frames value ({len(args.mask_frames)}), '
+                     f'got {len(args.mask_draws)}')
+    for frames, mask_draws in zip(args.mask_frames, draws):
         grid = (frames, 16, 16)
         torch.manual_seed(frames)
         release = ReleaseMasks(args.release_dir, grid)
         batch = 14 if frames == 32 else 4  # 14: the release's batch per GPU
-        bitwise = compare_masks_bitwise(release, batch, max(50, args.mask_draws // 10))
+        bitwise = compare_masks_bitwise(release, batch, max(100, mask_draws // 10))
         print(f'\nStage-2 masks on grid {grid}, cap {release.max_keep}: release boxes -> ivnext mask_from_blocks')
         print('| view | masks | differing | batches at the cap | mean context |\n|---|---|---|---|---|')
         for view, r in bitwise.items():
             print(f"| {view} | {r['masks']} | {r['differing']} | {r['capped_batches']} | {r['mean_context']:.1f} |")
             ok &= r['differing'] == 0
-        stats = compare_mask_statistics(release, batch, args.mask_draws, seed=frames)
+        stats = compare_mask_statistics(release, batch, mask_draws, seed=frames)
         print(f'\nStage-2 mask statistics on grid {grid} (each side its own draws, batch {batch})')
         print('| view | batches | context count: chi2 (dof), p | per-token frequency: max |z|, Bonferroni p |'
               ' mean context release / ivnext |\n|---|---|---|---|---|')
