@@ -61,3 +61,14 @@ def save_tiny_encoder(folder: Path) -> Path:
     VideoEncoder(TINY_ENCODER, Preprocessing(num_frames=4, frame_interval=2, resize=64, crop=56)).save_pretrained(
         str(folder))
     return folder
+
+
+def save_tiny_siglip_text(folder: Path, hidden: int = 24) -> Path:
+    """A random 1-layer SigLIP text model (``SiglipTextModel``: pooled head output) with a tokenizer."""
+    from transformers import SiglipTextConfig, SiglipTextModel
+    torch.manual_seed(0)
+    save_tokenizer(folder)
+    config = SiglipTextConfig(vocab_size=len(WORDS), hidden_size=hidden, intermediate_size=2 * hidden,
+                              num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=64)
+    SiglipTextModel(config).save_pretrained(str(folder))
+    return folder

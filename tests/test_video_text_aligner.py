@@ -298,3 +298,17 @@ def test_a_few_steps_align_clips_to_their_captions(towers):
     sim = aligner.similarity(aligner.encode_text(CAPTIONS), aligner.encode_video(clips))
     assert sim.argmax(1).tolist() == [0, 1, 2, 3] and sim.argmax(0).tolist() == [0, 1, 2, 3]
     assert float(loss) < 0.1
+
+
+def test_siglip_tower_pads_to_64_tokens_and_reads_the_pooled_head(tmp_path):
+    from helpers_text import save_tiny_siglip_text
+    from transformers import AutoTokenizer, SiglipTextModel
+
+    from ivnext.models.text_towers import TransformersTextTower
+    folder = save_tiny_siglip_text(tmp_path / 'siglip')
+    tower = TransformersTextTower(str(folder))
+    assert tower.pooling == 'pooler' and tower.max_length == 64 and tower.out_dims == 24
+    ids = AutoTokenizer.from_pretrained(str(folder))(CAPTIONS[:2], padding='max_length', max_length=64,
+                                                     truncation=True, return_tensors='pt')['input_ids']
+    ref = SiglipTextModel.from_pretrained(str(folder))(input_ids=ids).pooler_output
+    torch.testing.assert_close(tower.encode(CAPTIONS[:2]), ref, rtol=1e-5, atol=1e-5)

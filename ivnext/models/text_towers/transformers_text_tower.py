@@ -109,8 +109,12 @@ class TransformersTextTower(FrozenTextTower):
         import transformers
         self.pretrained = str(pretrained)
         folder = resolve_text_source(self.pretrained, cache_dir)
-        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
-        model_type = getattr(config, 'model_type', '')
+        config_file = osp.join(folder, 'config.json')
+        if not osp.isfile(config_file):
+            raise FileNotFoundError(f'text tower folder {folder} has no config.json (a transformers model folder)')
+        with open(config_file, encoding='utf-8') as f:
+            # Read directly: transformers 4's AutoConfig does not know standalone siglip_text_model folders.
+            model_type = str(json.load(f).get('model_type', ''))
         settings = _sentence_transformers_settings(folder)
         if model_type in FAMILIES:
             class_name, family_pooling, family_length, self.padding = FAMILIES[model_type]
@@ -120,12 +124,13 @@ class TransformersTextTower(FrozenTextTower):
             family_pooling, family_length = settings.get('pooling', 'mean'), settings.get('max_length', 128)
         self.model_type = model_type
         self.pooling = family_pooling if pooling == 'auto' else pooling
+        self.model = model_class.from_pretrained(folder, local_files_only=True)
         self.max_length = int(max_length or family_length)
+        config = self.model.config
         positions = getattr(getattr(config, 'text_config', config), 'max_position_embeddings', None)
         if positions:  # never more tokens than the model has positions for
             self.max_length = min(self.max_length, int(positions))
         self.normalize = bool(settings.get('normalize', False) if normalize is None else normalize)
-        self.model = model_class.from_pretrained(folder, local_files_only=True)
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self._pooling_args = dict(pooling=pooling, max_length=max_length, normalize=normalize)
         self.out_dims = self._width()
