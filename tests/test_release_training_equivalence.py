@@ -5,8 +5,9 @@
 widths: the injected draws (visible tokens, teacher targets, diffusion timesteps and noise), the release's outputs,
 losses and the first values of some gradients; the release teacher's targets (hidden states, pooled embeddings,
 attention) on the step's clip; how often ``torch.multinomial`` drew each visible set; and short DDPM / DDIM
-sampling chains (temperature, classifier-free guidance) from a stored noise sequence. The weights are :func:`ivnext.convert.release_training.fill_deterministic` of ivnext's
-model, copied to the release with the key map, so nothing but numbers is stored.
+sampling chains (temperature, classifier-free guidance) from a stored noise sequence. The weights are
+:func:`ivnext.convert.release_training.fill_deterministic` of ivnext's model, copied to the release with the key
+map, so nothing but numbers is stored.
 """
 import importlib.util
 import json

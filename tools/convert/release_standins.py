@@ -17,9 +17,10 @@ on transformers' flash-attention-2 path. Here:
 A few statements of the release are changed in memory when imported (the files on disk are untouched),
 :data:`SOURCE_FIXES`. ``models/siglip_teacher.py`` imports a ``.transforms`` module that the repository does not
 have and puts its resized position table on 'cuda': the import is dropped (the tool pre-processes frames itself)
-and the table stays on the model's device. Stage 1 has a start-up bug: ``InternVideo2.forward`` (Stage 1) decodes ``x_clip[idx]`` in its alignment-decoder loop, where
-``idx`` is the encoder-block loop's last index (``depth - 1``). With ``clip_return_layer=6 < depth`` (the
-release scripts) that raises ``IndexError``; the obvious intent, decoder i on returned layer i, is used.
+and the table stays on the model's device. Stage 1 has a start-up bug: ``InternVideo2.forward`` decodes
+``x_clip[idx]`` in its alignment-decoder loop, where ``idx`` is the encoder-block loop's last index
+(``depth - 1``). With ``clip_return_layer=6 < depth`` (the release scripts) that raises ``IndexError``; the
+obvious intent, decoder i on returned layer i, is used.
 """
 import contextlib
 import importlib.util

@@ -581,7 +581,8 @@ def compare_mask_distribution(importance: torch.Tensor, draws: int, seed: int = 
             gof_o.append(chi_square(co, expected)[2])
             homo.append(two_sample_chi_square(co, cr)[2])
             set_counts.append(cr)
-        result.update(sets=len(keys), release_set_counts=torch.stack(set_counts), gof_release=gof_r, gof_ivnext=gof_o, homogeneity=homo,
+        result.update(sets=len(keys), release_set_counts=torch.stack(set_counts), gof_release=gof_r,
+                      gof_ivnext=gof_o, homogeneity=homo,
                       gof_release_bonferroni=min(1.0, f * min(gof_r)), gof_ivnext_bonferroni=min(1.0, f * min(gof_o)),
                       homogeneity_bonferroni=min(1.0, f * min(homo)))
     return result
