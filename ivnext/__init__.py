@@ -19,6 +19,7 @@ with _warnings.catch_warnings():
     from . import hooks  # noqa: E402,F401  (runner hooks)
     from . import datasets  # noqa: E402,F401  (K-Mash dataset and transforms)
     from . import video  # noqa: E402,F401  (VideoInit / VideoDecode: decord, PyAV, torchcodec)
+    from .evaluation import video_text_retrieval_metric  # noqa: E402,F401  (the retrieval metric)
     from . import registry  # noqa: E402,F401  (the `ivnext` scope of `ivnext::` configs)
 from .version import __version__  # noqa: E402
 

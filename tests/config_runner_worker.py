@@ -169,6 +169,19 @@ def check_lazy_parts(runner: Any, cfg: Config) -> None:
             runner.build_optim_wrapper(copy.deepcopy(optim_wrapper))
 
 
+def shrink_aligner(model: dict, work: Path) -> None:
+    """A video-text aligner gets a tiny saved encoder and a tiny BERT-style text tower (random weights, in ``work``)
+    in place of the released encoder and MobileCLIP / MiniLM, whose weights are not read here."""
+    from helpers_text import save_tiny_bert, save_tiny_encoder
+    encoder, tower = work / 'tiny_aligner_encoder', work / 'tiny_aligner_text'
+    if not encoder.exists():
+        save_tiny_encoder(encoder)
+        save_tiny_bert(tower)
+    model['encoder'] = dict(source=str(encoder))
+    model['text_tower'] = dict(type='TransformersTextTower', pretrained=str(tower))
+    model['align_dim'] = None
+
+
 def build_one(relpath: str, work: Path) -> None:
     """Build the runner of the ``ivnext::`` child of ``relpath`` and its lazily built parts."""
     name = relpath[:-len('.py')].replace('/', '__').replace('-', '_')
@@ -177,6 +190,8 @@ def build_one(relpath: str, work: Path) -> None:
     args = parse_args([str(path), '--work-dir', str(work / name)])
     cfg = merge_args(Config.fromfile(str(path)), args)
     shrink_model(cfg.model)
+    if cfg.model.get('type') == 'VideoTextAligner':
+        shrink_aligner(cfg.model, work)
     runner = build_runner(cfg)
     try:
         check_lazy_parts(runner, cfg)

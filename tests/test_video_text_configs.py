@@ -76,10 +76,11 @@ def test_every_retrieval_config_builds_the_recipe(data):
         cfg = Config.fromfile(str(ALIGN / f'vtalign_ivnext-vit-b-p14-{tower}_16x224_3e_{data}.py'))
         assert cfg.model.type == 'VideoTextAligner' and cfg.model.text_tower.type == text_type
         assert cfg.model.temperature == cfg.model.min_temperature == 0.01 and cfg.model.loss.gather
-        assert cfg.train_dataloader.dataset.type == 'VideoTextDataset'
-        assert cfg.test_evaluator.type == 'VideoTextRetrievalMetric'
+        assert cfg.train_dataloader.dataset.type == 'SkipBadClips'
+        assert cfg.train_dataloader.dataset.wraps == 'VideoTextDataset'
+        assert cfg.test_evaluator == dict(type='SkipBadClipsMetric', metric=dict(type='VideoTextRetrievalMetric'))
         assert cfg.optim_wrapper.optimizer.lr == 4e-4 and cfg.optim_wrapper.optimizer.weight_decay == 0.2
-        assert 'ivnext.evaluation.video_text_retrieval_metric' in cfg.custom_imports.imports
+        assert cfg.custom_imports.imports == ['ivnext']
         assert cfg.custom_hooks == [dict(type='SaveAlignerHook', folder='aligner')]
 
 

@@ -9,7 +9,7 @@ _base_ = [
 ]
 
 custom_imports = dict(
-    imports=['ivnext', 'ivnext.evaluation.video_text_retrieval_metric', 'ivnext.hooks.save_aligner_hook'],
+    imports=['ivnext'],
     allow_failed_imports=False)
 # After training, <work_dir>/aligner holds the trained parts for ivnext.load_aligner.
 custom_hooks = [dict(type='SaveAlignerHook', folder='aligner')]

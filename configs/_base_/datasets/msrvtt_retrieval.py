@@ -13,6 +13,7 @@ ann_file_val = 'data/msrvtt/test_JSFUSION.json'
 ann_file_test = ann_file_val
 
 file_client_args = dict(io_backend='disk')
+# Each dataset is wrapped in SkipBadClips: an unreadable video is replaced and named, never fatal.
 # The caption travels in the data sample's metainfo ('text'); 'filename' marks captions of one video as positives.
 pack = dict(type='PackActionInputs', meta_keys=('filename', 'text'))
 train_pipeline = [
@@ -43,22 +44,23 @@ train_dataloader = dict(
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     # The contrastive loss gathers every rank's batch: equal batches on every rank.
-    dataset=dict(type=dataset_type, ann_file=ann_file_train, data_prefix=dict(video=data_root),
-                 pipeline=train_pipeline))
+    dataset=dict(type='SkipBadClips', wraps=dataset_type, ann_file=ann_file_train,
+                 data_prefix=dict(video=data_root), pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32,
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, ann_file=ann_file_val, data_prefix=dict(video=data_root), pipeline=val_pipeline,
-                 test_mode=True))
+    dataset=dict(type='SkipBadClips', wraps=dataset_type, ann_file=ann_file_val,
+                 data_prefix=dict(video=data_root), pipeline=val_pipeline, test_mode=True))
 test_dataloader = dict(
     batch_size=32,
     num_workers=8,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type=dataset_type, ann_file=ann_file_test, data_prefix=dict(video=data_root),
-                 pipeline=test_pipeline, test_mode=True))
+    dataset=dict(type='SkipBadClips', wraps=dataset_type, ann_file=ann_file_test,
+                 data_prefix=dict(video=data_root), pipeline=test_pipeline, test_mode=True))
 
-val_evaluator = dict(type='VideoTextRetrievalMetric')
+# Clips SkipBadClips could not read are left out of the scores (with their captions) and counted (`bad_clips`).
+val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='VideoTextRetrievalMetric'))
 test_evaluator = val_evaluator
