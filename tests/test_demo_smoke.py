@@ -135,3 +135,16 @@ def test_clip_shape_and_schedule_overrides_reach_every_part():
     demo_configs.set_iterations(cfg, 3)
     assert cfg.train_cfg.max_iters == 3 and cfg.default_hooks.checkpoint.interval == 3
     assert cfg.param_scheduler[-1].end == 3 and cfg.param_scheduler[0].end >= 1
+
+
+def test_text_retrieval_step_reports_each_encoder_on_held_out_clips(demo):
+    work, report, stdout = demo
+    from ivnext.demo.steps import RETRIEVAL_ENCODERS
+    results = report['results']['text_retrieval']
+    assert list(results) == list(RETRIEVAL_ENCODERS)
+    for r in results.values():
+        # 3 shapes x 2 motions: one held-out test clip per pair is searched; R@k is a multiple of 1 / 6
+        assert r['gallery'] == 6 and r['eval_split'] == 'test' and r['train_clips'] == 6 and r['steps'] >= 1
+        assert r['chance_r1'] == pytest.approx(100 / 6) and r['chance_r5'] == pytest.approx(500 / 6)
+        assert 0 <= r['r1'] <= r['r5'] <= 100 and 6 * r['r1'] / 100 == pytest.approx(round(6 * r['r1'] / 100))
+    assert 'Text-to-video retrieval' in (work / 'table.md').read_text()

@@ -7,7 +7,10 @@ result is already in the work dir, built from the same inputs.
 4. ``probes``: the leaderboard (:mod:`ivnext.evaluation.leaderboard`) of five frozen encoders (random init,
    pixel-only, Stage 1, Stage 2, and the image teacher per frame through ``TransformersBackbone``) x two tasks
    (appearance, motion), each a probe sweep selected on val and reported on the held-out test split;
-5. ``reconstructions``: Stage-1 diffusion reconstructions (PNGs) and the masked-patch MSE.
+5. ``text retrieval``: random init, Stage 1 and Stage 2 each aligned to the frozen all-MiniLM-L6-v2 sentence
+   encoder for the same wall time (:mod:`ivnext.demo.text_retrieval`), text-to-video R@1 / R@5 on held-out clips
+   searched with held-out wording;
+6. ``reconstructions``: Stage-1 diffusion reconstructions (PNGs) and the masked-patch MSE.
 
 Another step (e.g. a text-retrieval check) is a :class:`Step` added to :data:`STEPS`: its function reads what it
 needs from the :class:`DemoRun` (``data_root``, ``stages``, ...), appends leaderboard rows to ``rows`` or Markdown
@@ -207,6 +210,50 @@ def probes(demo: DemoRun) -> bool:
     return all(r['reused'] for r in rows)
 
 
+RETRIEVAL_ENCODERS = ('random', 'stage1', 'stage2')
+
+
+def text_retrieval_step(demo: DemoRun) -> bool:
+    """Text-to-video retrieval of the random, Stage-1 and Stage-2 encoders, each aligned for the same wall time;
+    reused while the checkpoints, the budget and the seed are unchanged."""
+    from .text_retrieval import random_encoder, text_retrieval
+    backbone = dict(probe_config(demo.work, demo.data_root, demo.preset).model.backbone)
+    heads = backbone['arch']['num_heads']
+    seconds = demo.preset['retrieval_seconds']
+    out_dir = osp.join(demo.work, 'retrieval')
+    os.makedirs(out_dir, exist_ok=True)
+    key = digest([demo.stages[n]['key'] for n in RETRIEVAL_ENCODERS if n != 'random'], backbone, seconds, demo.seed,
+                 demo.preset['clips'])
+    marker = read_json(osp.join(out_dir, 'retrieval.json'))
+    reused = bool(marker and marker.get('key') == key)
+    if not reused:
+        results = {}
+        for name in RETRIEVAL_ENCODERS:
+            print(f'text retrieval: {name}')
+            if name == 'random':
+                encoder = random_encoder(backbone, seed=demo.seed, num_frames=demo.preset['frames'],
+                                         crop=demo.preset['clips']['size'])
+                results[name] = text_retrieval(demo.data_root, encoder, seconds=seconds, seed=demo.seed)
+            else:
+                results[name] = text_retrieval(demo.data_root, demo.stages[name]['checkpoint'], seconds=seconds,
+                                               seed=demo.seed, encoder_kwargs=dict(num_heads=heads))
+        marker = dict(key=key, seconds=seconds, results=results)
+        write_json(osp.join(out_dir, 'retrieval.json'), marker)
+    results = marker['results']
+    first = results[RETRIEVAL_ENCODERS[0]]
+    lines = [f'Text-to-video retrieval (all-MiniLM-L6-v2 text tower, frozen; projector, alignment layer and '
+             f'temperature trained {seconds:.0f} s on {first["train_clips"]} train clips; searched: '
+             f'{first["gallery"]} held-out {first["eval_split"]} clips, one per shape x motion, with held-out '
+             f'wording):', '', '| encoder | R@1 (%) | R@5 (%) | steps |', '|---|---|---|---|',
+             f'| chance | {first["chance_r1"]:.1f} | {first["chance_r5"]:.1f} | |']
+    for name in RETRIEVAL_ENCODERS:
+        r = results[name]
+        lines.append(f'| {dict(ENCODERS)[name]} | {r["r1"]:.1f} | {r["r5"]:.1f} | {r["steps"]} |')
+    demo.sections.append('\n'.join(lines) + '\n')
+    demo.results['text_retrieval'] = {n: {k: v for k, v in r.items() if k != 'queries'} for n, r in results.items()}
+    return reused
+
+
 @torch.no_grad()
 def reconstruction_mse(stage1: dict, probe_cfg: Config, num: int, steps: Optional[int], seed: int) -> dict:
     """Masked-patch MSE of the Stage-1 diffusion decoder on validation clips (normalised pixels), with the
@@ -278,7 +325,9 @@ STEPS: List[Step] = [
          convert_teacher),
     *[Step(name, what, stage_step(name, filename)) for name, filename, what in STAGES],
     Step('features + probes', 'leaderboard: probe sweeps on frozen tokens of 5 encoders x 2 tasks', probes),
+    Step('text retrieval', 'text-to-video retrieval: encoders aligned to a frozen sentence encoder',
+         text_retrieval_step),
     Step('reconstructions + MSE', 'Stage-1 diffusion reconstructions of validation clips', reconstructions),
 ]
 
-__all__ = ('ENCODERS', 'STAGES', 'STEPS', 'DemoRun', 'Step', 'probe_specs')
+__all__ = ('ENCODERS', 'RETRIEVAL_ENCODERS', 'STAGES', 'STEPS', 'DemoRun', 'Step', 'probe_specs')
