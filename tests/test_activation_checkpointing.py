@@ -10,7 +10,7 @@ from torch import nn
 
 from ivnext.models.backbones import InternVideoNextViT
 from ivnext.models.heads import ConditionalDiffusionHead
-from ivnext.models.layers import resolve_with_cp, run_blocks
+from ivnext.models.layers import run_blocks
 from ivnext.models.maskers import TokenMask
 from ivnext.models.necks import ModernBertPredictor, TransformerPredictor
 
@@ -115,21 +115,9 @@ def test_with_cp_off_in_eval_mode():
     assert len(calls) == len(blocks)  # nothing recomputed
 
 
-@pytest.mark.parametrize('build, old_name', [(_diffusion_head, 'grad_checkpointing')])
-def test_deprecated_flag_names_warn_and_set_with_cp(build, old_name):
-    with pytest.warns(FutureWarning, match=f'`{old_name}` is deprecated, use `with_cp`'):
-        model, _, _ = build(**{old_name: True})
-    net = model.net if isinstance(model, ConditionalDiffusionHead) else model
-    assert net.with_cp is True
-    with pytest.raises(ValueError, match=f'with_cp=True contradicts the deprecated {old_name}=False'), \
-            pytest.warns(FutureWarning):
-        build(with_cp=True, **{old_name: False})
-
-
 def test_run_blocks_passes_extra_inputs_and_reports_each_output():
     blocks = [lambda x, s: x * s, lambda x, s: x + s]
     x = torch.ones(2, requires_grad=True)
     seen = []
     out = run_blocks(blocks, x, torch.tensor(3.), with_cp=True, on_output=lambda i, h: seen.append((i, h.tolist())))
     assert out.tolist() == [6., 6.] and seen == [(0, [3., 3.]), (1, [6., 6.])]
-    assert resolve_with_cp(False, 'M') is False and resolve_with_cp(True, 'M', old=None) is True

@@ -136,7 +136,7 @@ def test_build_from_registry_and_properties():
     assert isinstance(teacher, DINOv2Teacher)
     assert teacher.embed_dims == 32 and teacher.pooled_dims == 32 and teacher.grid_size(224, 224) == (4, 4)
     assert teacher.return_layers == [1, 2, 3, 4, 5, 6]  # inputs of the last 6 layers
-    assert teacher.num_prefix_tokens == 1
+    assert teacher.num_cls_tokens == 1
     clip_t = MODELS.build(dict(type='CLIPTeacher', model_config=CLIP))
     assert clip_t.pooled_dims == 24 and clip_t.image_size == 16
     assert MODELS.get('SigLIPTeacher') is SigLIP2Teacher

@@ -10,7 +10,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 from torch import nn
 
-from ..layers import resolve_with_cp, run_blocks
+from ..layers import run_blocks
 from ..losses import discretized_gaussian_log_likelihood, normal_kl
 from ..utils import full_precision
 from .diffusion_sampling import respaced_tables, respaced_timesteps, reverse_step
@@ -147,7 +147,6 @@ class ConditionalDiffusionHead(BaseModule):
             under the bf16 recipe). 'float32': the denoiser too runs with autocast off (about 10x slower matmuls on
             an H100 for the head's share of the step).
         init_cfg: MMEngine init config.
-        grad_checkpointing: Deprecated alias of ``with_cp`` (warns).
     """
 
     def __init__(self, in_dims: int = 1024, target_dims: int = 588, width: int = 1536, depth: int = 6,
@@ -156,9 +155,8 @@ class ConditionalDiffusionHead(BaseModule):
                  clip_sample_range: Optional[float] = None, sampler: str = 'ddpm', sample_temperature: float = 1.0,
                  cfg_scale: float = 1.0, ddim_eta: float = 0.0, loss_token_fraction: float = 1.0,
                  nll_cdf: str = 'tanh', with_cp: bool = False,
-                 denoiser_precision: str = 'autocast', init_cfg=None, grad_checkpointing: Optional[bool] = None):
+                 denoiser_precision: str = 'autocast', init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        with_cp = resolve_with_cp(with_cp, 'ConditionalDiffusionHead', grad_checkpointing=grad_checkpointing)
         if diffusion_batch_mul < 1:
             raise ValueError(f'diffusion_batch_mul must be >= 1, got {diffusion_batch_mul}')
         if width < target_dims:

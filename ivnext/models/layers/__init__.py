@@ -1,13 +1,13 @@
 """Shared building blocks."""
 from .attention import Attention, CrossAttention, flash_attn_available, reference_attention, scaled_dot_product
 from .attention_pooling import AttentionPoolingBlock
-from .checkpointing import resolve_with_cp, run_blocks
+from .checkpointing import run_blocks
 from .pos_embed import interpolate_pos_embed, resize_pos_table, sincos_1d, sincos_3d
 from .rms_norm import RMSNorm
 from .transformer_block import LayerScale, Mlp, TransformerBlock
 
 __all__ = [
     'Attention', 'CrossAttention', 'flash_attn_available', 'reference_attention', 'scaled_dot_product',
-    'AttentionPoolingBlock', 'resolve_with_cp', 'run_blocks', 'RMSNorm', 'interpolate_pos_embed', 'resize_pos_table',
+    'AttentionPoolingBlock', 'run_blocks', 'RMSNorm', 'interpolate_pos_embed', 'resize_pos_table',
     'sincos_1d', 'sincos_3d', 'LayerScale', 'Mlp', 'TransformerBlock'
 ]

@@ -1,5 +1,4 @@
 """Activation checkpointing of a stack of blocks (the ``with_cp`` flag of every module that has one)."""
-import warnings
 from typing import Callable, Iterable, Optional
 
 import torch
@@ -31,21 +30,3 @@ def run_blocks(blocks: Iterable[Callable[..., torch.Tensor]], x: torch.Tensor, *
         if on_output is not None:
             on_output(i, x)
     return x
-
-
-def resolve_with_cp(with_cp: bool, owner: str, **deprecated: Optional[bool]) -> bool:
-    """The ``with_cp`` value of ``owner`` given its deprecated aliases (``name=value``, None when not set).
-
-    A set alias warns (``FutureWarning``) and is used; an alias set against an explicit ``with_cp=True`` must agree.
-
-    Raises:
-        ValueError: ``with_cp=True`` and an alias set to False.
-    """
-    for name, value in deprecated.items():
-        if value is None:
-            continue
-        warnings.warn(f'{owner}: `{name}` is deprecated, use `with_cp` (same meaning)', FutureWarning, stacklevel=3)
-        if with_cp and not value:
-            raise ValueError(f'{owner}: with_cp=True contradicts the deprecated {name}={value}; set only `with_cp`')
-        with_cp = bool(value)
-    return with_cp

@@ -40,7 +40,7 @@ class CLIPTeacher(HFImageTeacher):
         super().__init__(**kwargs)
 
     @property
-    def num_prefix_tokens(self) -> int:
+    def num_cls_tokens(self) -> int:
         """The CLS token."""
         return 1
 
@@ -66,4 +66,4 @@ class CLIPTeacher(HFImageTeacher):
         query = layer.self_attn.q_proj(x[:, 0])
         keys = layer.self_attn.k_proj(x)
         attn = self._single_query_attention(query, keys, self.num_heads)
-        return attn[:, self.num_prefix_tokens:]
+        return attn[:, self.num_cls_tokens:]

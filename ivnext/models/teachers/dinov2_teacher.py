@@ -32,7 +32,7 @@ class DINOv2Teacher(HFImageTeacher):
     default_std = IMAGENET_STD
 
     @property
-    def num_prefix_tokens(self) -> int:
+    def num_cls_tokens(self) -> int:
         """CLS plus register tokens."""
         return 1 + int(getattr(self.vision_config, 'num_register_tokens', 0) or 0)
 
@@ -50,7 +50,7 @@ class DINOv2Teacher(HFImageTeacher):
         query = project_query(x[:, 0])
         keys = project_key(x)
         attn = self._single_query_attention(query, keys, self.num_heads)
-        return attn[:, self.num_prefix_tokens:]
+        return attn[:, self.num_cls_tokens:]
 
 
 def _query_key_projections(layer: nn.Module) -> Tuple[nn.Linear, nn.Linear]:

@@ -163,7 +163,7 @@ class HFImageTeacher(BaseModule):
         """The model's transformer layers, in order (hooks capture their inputs)."""
 
     @property
-    def num_prefix_tokens(self) -> int:
+    def num_cls_tokens(self) -> int:
         """Tokens before the patch tokens in the sequence (CLS, registers)."""
         return 0
 
@@ -307,7 +307,7 @@ class HFImageTeacher(BaseModule):
                 handle.remove()
 
         gh, gw = self.grid_size()
-        p0 = self.num_prefix_tokens
+        p0 = self.num_cls_tokens
         hidden = []
         for i in self.return_layers:
             tokens = captured[i][:, p0:].float()
