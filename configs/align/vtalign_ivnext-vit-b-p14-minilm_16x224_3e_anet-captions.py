@@ -1,6 +1,7 @@
 # Video-text alignment (frozen InternVideo-Next ViT-B/14 + frozen minilm text tower; trainable clip projector,
 # alignment layer and temperature), trained on anet-captions and evaluated by text-to-video / video-to-text retrieval.
-# Model: ../_base_/models/vtalign_ivnext-vit-b_minilm.py; schedule: InternVideo2's CLIP recipe.
+# After training, <work_dir>/aligner holds the trained parts for ivnext.load_aligner (SaveAlignerHook, set in the
+# schedule). Model: ../_base_/models/vtalign_ivnext-vit-b_minilm.py; schedule: InternVideo2's CLIP recipe.
 _base_ = [
     '../_base_/models/vtalign_ivnext-vit-b_minilm.py',
     '../_base_/datasets/anet_captions_retrieval.py',
@@ -8,9 +9,6 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 
-custom_imports = dict(
-    imports=['ivnext'],
-    allow_failed_imports=False)
-# After training, <work_dir>/aligner holds the trained parts for ivnext.load_aligner.
-custom_hooks = [dict(type='SaveAlignerHook', folder='aligner')]
+custom_imports = dict(imports=['ivnext'], allow_failed_imports=False)
+# The best checkpoint is the one with the best text-to-video R@1.
 default_hooks = dict(checkpoint=dict(save_best='retrieval/t2v/R1', rule='greater'))

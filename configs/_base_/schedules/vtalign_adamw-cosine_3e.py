@@ -21,3 +21,6 @@ param_scheduler = [
 ]
 
 auto_scale_lr = dict(enable=False, base_batch_size=256)
+
+# After training, <work_dir>/aligner holds the trained parts for ivnext.load_aligner.
+custom_hooks = [dict(type='SaveAlignerHook', folder='aligner')]
