@@ -7,7 +7,10 @@ drew (the tiny step's two views and eight batches of four on the 4 x 16 x 16 gri
 teacher's targets, the student encoder, predictor and latent head per view, the losses, the first values of some
 gradients, the parameters the release exempts from weight decay and its per-iteration learning rate under the
 release scripts' settings. The weights are :func:`ivnext.convert.release_training.fill_deterministic` of ivnext's
-model (teacher included), so nothing but numbers is stored.
+model (teacher included), so nothing but numbers is stored. ``stage2_tiny_pos_table.*`` hold the same step with
+the release model built at 2 frames and run on 4-frame clips (its ``expand_pos_embed`` interpolating
+``pos_embed`` and ``diff_pos_embed`` in time in every forward, as its 16-frame tables in 32-frame Stage 2):
+masks, targets, encoder and head outputs, losses and the stored tables' gradients.
 """
 import importlib.util
 import json
@@ -249,3 +252,67 @@ def test_key_map_round_trip():
     assert set(back) == set(params)
     for name, value in back.items():
         assert torch.equal(value, params[name]), name
+
+
+def run_pos_table_step(interpolate=None):
+    """ivnext's step with the fixture's half-frame position tables (``pos_embed_frames``) at twice the frames.
+
+    ``interpolate(table, src_grid, dst_grid)`` replaces the encoder's per-forward table interpolation when given.
+    """
+    from safetensors.torch import load_file
+    tool = _tool()
+    stem = osp.join(FIXTURES, 'stage2_tiny_pos_table')
+    tensors = load_file(stem + '.safetensors')
+    with open(stem + '.json') as f:
+        meta = json.load(f)
+    w = dict(tool.WIDTHS['tiny'], frames=meta['shapes']['frames'])
+    torch.manual_seed(0)
+    model = tool.build_ivnext_stage2(w, meta['table_frames'])
+    if interpolate is not None:
+        backbone = model.backbone
+        backbone.patch_pos_embed = lambda grid: interpolate(backbone.pos_embed[:, backbone.num_cls_tokens:],
+                                                            backbone.pos_grid, grid)
+    draws = dict(clip=1.5 * tool.deterministic_values('clip', (w['batch'], 3, w['frames'], w['img_size'],
+                                                                  w['img_size'])))
+    for view in range(len(tool.VIEWS)):
+        draws[f'mask_v{view}'] = tensors[f'draw.mask_v{view}'].bool()
+    out = tool.run_ivnext_stage2(model, draws)
+    bad = {}
+    checks = {'teacher_targets': (out['teacher_targets'], tensors['release.teacher_targets'])}
+    for view in range(len(tool.VIEWS)):
+        for name in ('encoder', 'head'):
+            checks[f'{name}_v{view}'] = (out[f'{name}_v{view}'], tensors[f'release.{name}_v{view}'])
+    for name, (ours, ref) in checks.items():
+        if ours.shape != ref.shape or _relative(ours, ref) > TOLERANCE:
+            bad[name] = _relative(ours, ref) if ours.shape == ref.shape else 'shape'
+    for name, ref in meta['losses'].items():
+        if abs(out[name].item() - ref) / abs(ref) > TOLERANCE:
+            bad[name] = abs(out[name].item() - ref) / abs(ref)
+    grads, _ = stage2_to_release({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    for name in ('pos_embed', 'diff_pos_embed'):
+        ref = tensors[f'grad.{name}']
+        if grads[name].shape != ref.shape or _norm_relative(grads[name], ref) > GRAD_TOLERANCE:
+            bad[f'grad.{name}'] = _norm_relative(grads[name], ref) if grads[name].shape == ref.shape else 'shape'
+    return model, meta, bad
+
+
+def test_position_tables_at_half_the_frames_match_release_interpolation_in_every_forward():
+    """The release's 16-frame tables at 32 frames, in small: tables at 2 frames, clips of 4, both sides."""
+    model, meta, bad = run_pos_table_step()
+    assert bad == {}
+    assert len(meta['release_commit']) == 40
+    table_rows = meta['table_frames'] * (meta['shapes']['img_size'] // 14) ** 2
+    assert model.backbone.pos_embed.shape[1] == model.neck.pos_embed.shape[1] == 4 + table_rows
+
+
+def test_broken_table_interpolation_is_caught():
+    """Interpolating in time with align_corners=True (not the release's) must fail the comparison."""
+    import torch.nn.functional as F
+
+    def corners_aligned(table, src_grid, dst_grid):
+        volume = table[0].reshape(*src_grid, -1).permute(3, 0, 1, 2).unsqueeze(0)
+        volume = F.interpolate(volume, size=tuple(dst_grid), mode='trilinear', align_corners=True)
+        return volume[0].permute(1, 2, 3, 0).reshape(1, -1, table.shape[-1])
+
+    _, _, bad = run_pos_table_step(corners_aligned)
+    assert 'encoder_v0' in bad and 'grad.pos_embed' in bad, bad

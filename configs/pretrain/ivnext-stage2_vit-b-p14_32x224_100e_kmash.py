@@ -54,6 +54,12 @@ train_dataloader = dict(
                  pipeline=train_pipeline_noflip),
         ]))
 
+# Position tables (paper: silent; release default): get_model builds the Stage-2 model at 16 frames, so the
+# encoder's pos_embed and the predictor's diff_pos_embed stay 16-frame tables, loaded from Stage 1 as they are and
+# interpolated linearly in time to the 32-frame clips in every forward. The predictor's table follows the
+# encoder's. pos_embed_frames=None: 32-frame tables, Stage 1's interpolated once at load and trained at 32 frames.
+model = dict(backbone=dict(pos_embed_frames=16))
+
 # The student's clip projector is carried (not trained) in Stage 2.
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 

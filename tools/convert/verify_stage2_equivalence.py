@@ -15,6 +15,11 @@ Stage 2 (``InternVideo-Next/models/InternVideo_next_s2.py``, ``engines/engine_fo
   frozen teacher's targets, the student encoder and predictor per view, the latent head's outputs, the loss of
   each view and their sum (the release's engine: ``2 - 2 <s, t>`` per view, summed), and the gradient of every
   shared parameter after one backward.
+* **position tables kept at fewer frames**: the release builds the Stage-2 model at 16 frames and interpolates
+  ``pos_embed`` / ``diff_pos_embed`` linearly in time to the 32-frame clips in every forward (``expand_pos_embed``,
+  which moves the result with ``.cuda()``: run here under ``release_standins.cuda_is_identity``). The same step is
+  compared with tables at the tiny width's frame count and clips of twice as many frames, against ivnext with
+  ``backbone.pos_embed_frames`` set; the stored tables' gradients get rows of their own.
 
 Optimisation (``optim_factory.get_parameter_groups``, ``utils.cosine_scheduler`` and the settings of
 ``exp/base/pretrain/stage{1,2}.sh``): the parameters without weight decay, by name after the key map, and the
@@ -218,8 +223,13 @@ def compare_mask_statistics(release: ReleaseMasks, batch_size: int, draws: int, 
 
 
 # ------------------------------------------------------------------------------------------------- models
-def build_release_stage2(release_dir: str, w: dict) -> Tuple[torch.nn.Module, torch.nn.Module]:
-    """The authors' Stage-2 student and (deep-copied, frozen) teacher at shapes ``w``, plain PyTorch paths."""
+def build_release_stage2(release_dir: str, w: dict,
+                         table_frames: Optional[int] = None) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """The authors' Stage-2 student and (deep-copied, frozen) teacher at shapes ``w``, plain PyTorch paths.
+
+    ``table_frames``: build the model at that many frames (as ``get_model`` builds it at 16 for 32-frame clips),
+    so its position tables are interpolated in time to ``w['frames']`` in every forward.
+    """
     module = release_standins.import_release_file(release_dir, 'InternVideo_next_s2.py')
     import transformers
     from ivnext.models.necks.modernbert_predictor import MODERNBERT_LARGE
@@ -233,9 +243,9 @@ def build_release_stage2(release_dir: str, w: dict) -> Tuple[torch.nn.Module, to
     try:
         student = module.InternVideo2(
             img_size=w['img_size'], patch_size=PATCH, embed_dim=w['embed_dim'], depth=w['depth'],
-            num_heads=w['num_heads'], mlp_ratio=w['mlp_ratio'], num_frames=w['frames'], use_flash_attn=False,
-            use_fused_rmsnorm=False, use_fused_mlp=False, drop_path_rate=0.0, attn_pool_num_heads=w['pool_heads'],
-            clip_embed_dim=w['clip_embed_dim'], cls_token_num=NUM_CLS)
+            num_heads=w['num_heads'], mlp_ratio=w['mlp_ratio'], num_frames=table_frames or w['frames'],
+            use_flash_attn=False, use_fused_rmsnorm=False, use_fused_mlp=False, drop_path_rate=0.0,
+            attn_pool_num_heads=w['pool_heads'], clip_embed_dim=w['clip_embed_dim'], cls_token_num=NUM_CLS)
     finally:
         transformers.ModernBertForMaskedLM.from_pretrained = original
     release_standins.use_varlen_standin(student.bert_decoder)
@@ -245,15 +255,17 @@ def build_release_stage2(release_dir: str, w: dict) -> Tuple[torch.nn.Module, to
     return student, teacher
 
 
-def stage2_config(w: dict, grid: Sequence[int]) -> dict:
-    """ivnext's Stage-2 model config at shapes ``w`` (the shipped ViT-B config's structure)."""
+def stage2_config(w: dict, grid: Sequence[int], table_frames: Optional[int] = None) -> dict:
+    """ivnext's Stage-2 model config at shapes ``w`` (the shipped ViT-B config's structure); ``table_frames`` is
+    the encoder's ``pos_embed_frames`` (the predictor's table follows it)."""
     s1 = stage1_tool.stage1_config(w)
     maskers = []
     for view in range(len(VIEWS)):
         m = ivnext_masker(view, grid)
         maskers.append(dict(type='MultiBlockMasker3D', **VIEWS[view], max_context_ratio=m.max_context_ratio,
                             max_context_tokens=m.max_context_tokens, context_order='raster'))
-    return dict(type='InternVideoNextStage2', backbone=s1['backbone'], neck=s1['neck'],
+    return dict(type='InternVideoNextStage2', backbone=dict(s1['backbone'], pos_embed_frames=table_frames),
+                neck=s1['neck'],
                 head=dict(type='LatentRegressionHead', in_dims=1024, target_dims=w['embed_dim']), maskers=maskers)
 
 
@@ -261,12 +273,12 @@ def grid_of(w: dict) -> Tuple[int, int, int]:
     return w['frames'], w['img_size'] // PATCH, w['img_size'] // PATCH
 
 
-def build_ivnext_stage2(w: dict) -> torch.nn.Module:
+def build_ivnext_stage2(w: dict, table_frames: Optional[int] = None) -> torch.nn.Module:
     """ivnext's Stage-2 model, every parameter (teacher included) from :func:`fill_deterministic`."""
     from mmaction.registry import MODELS
     from mmaction.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    model = MODELS.build(stage2_config(w, grid_of(w)))
+    model = MODELS.build(stage2_config(w, grid_of(w), table_frames))
     fill_deterministic(model)
     return model
 
@@ -379,12 +391,19 @@ def stage2_gradients(ours: torch.nn.Module, theirs: torch.nn.Module) -> Dict[str
     return {name: (grad, theirs_grads[name]) for name, grad in mapped.items()}
 
 
-def compare_stage2(release_dir: str, width: str, seed: int = 0) -> dict:
-    """One Stage-2 step on both sides; per-component differences, the masks' bitwise check and raw outputs."""
+def compare_stage2(release_dir: str, width: str, seed: int = 0, table_frames: Optional[int] = None) -> dict:
+    """One Stage-2 step on both sides; per-component differences, the masks' bitwise check and raw outputs.
+
+    ``table_frames``: both sides keep their position tables at that many frames and run clips of twice as many
+    (the release's 16-frame tables in 32-frame Stage 2), interpolating them in every forward; the stored tables'
+    gradients get rows of their own.
+    """
     torch.manual_seed(seed)
-    w = WIDTHS[width]
-    ours = build_ivnext_stage2(w)
-    student, teacher = build_release_stage2(release_dir, w)
+    w = dict(WIDTHS[width])
+    if table_frames is not None:
+        w['frames'] = 2 * table_frames
+    ours = build_ivnext_stage2(w, table_frames)
+    student, teacher = build_release_stage2(release_dir, w, table_frames)
     # The frozen teacher is left out of ivnext's state dict (never saved): map the parameters themselves.
     params = {name: p.detach() for name, p in ours.named_parameters()}
     state_student, state_teacher = stage2_to_release(params)
@@ -396,7 +415,8 @@ def compare_stage2(release_dir: str, width: str, seed: int = 0) -> dict:
         if missing or list(unexpected):
             raise RuntimeError(f'{name} key map incomplete: not filled {missing}, unknown {list(unexpected)}')
     draws = stage2_draws(release_dir, w, seed)
-    ref = run_release_stage2(student, teacher, draws)
+    with release_standins.cuda_is_identity():  # expand_pos_embed moves its result with .cuda()
+        ref = run_release_stage2(student, teacher, draws)
     out = run_ivnext_stage2(ours, draws)
     rows = {}
     grid = grid_of(w)
@@ -418,8 +438,47 @@ def compare_stage2(release_dir: str, width: str, seed: int = 0) -> dict:
     worst = max(pairs, key=tensor_rel)
     rows[f'gradient, worst tensor, norm-relative ({worst})'] = dict(
         max_abs=(pairs[worst][0] - pairs[worst][1]).abs().max().item(), rel=tensor_rel(worst))
+    if table_frames is not None:
+        for name in ('pos_embed', 'diff_pos_embed'):
+            rows[f'gradient of the stored {name} {tuple(pairs[name][1].shape)}, norm-relative'] = dict(
+                max_abs=(pairs[name][0] - pairs[name][1]).abs().max().item(), rel=tensor_rel(name))
+        rows.update(compare_time_interpolation(ours.backbone, student, grid))
     return dict(rows=rows, ours=ours, student=student, draws=draws, ref=ref, out=out, pairs=pairs,
                 num_shared_gradients=len(pairs))
+
+
+def compare_time_interpolation(encoder: torch.nn.Module, student: torch.nn.Module,
+                               grid: Sequence[int]) -> Dict[str, Dict[str, float]]:
+    """The table interpolation alone: ivnext's ``patch_pos_embed`` against the release's ``expand_pos_embed``.
+
+    Both get the same stored table (O(1) values, unlike the small gradients a step gives the tables) and, for the
+    backward, the same cotangent; compared: the interpolated patch rows and the gradient of the stored rows.
+
+    Args:
+        encoder: ivnext's encoder with ``pos_embed_frames`` set.
+        student: The release's model built at the table's frames.
+        grid: Clip token grid (T', H', W').
+
+    Returns:
+        dict: rows ``{name: dict(max_abs, rel)}`` (relative to the largest reference value).
+    """
+    encoder = copy.deepcopy(encoder)
+    num_cls, rows_out = encoder.num_cls_tokens, grid[0] * grid[1] * grid[2]
+    table = deterministic_values('interpolated.pos_embed', tuple(student.pos_embed.shape)) * 10
+    cotangent = deterministic_values('interpolated.cotangent', (1, rows_out, table.shape[-1]))
+    theirs_table = table.clone().requires_grad_(True)
+    with release_standins.cuda_is_identity():  # expand_pos_embed: interpolate(...cpu()).cuda()
+        theirs = student.expand_pos_embed(theirs_table, grid[0], grid[1] * grid[2])[:, num_cls:]
+    (theirs * cotangent).sum().backward()
+    with torch.no_grad():
+        encoder.pos_embed.copy_(table)
+    encoder.pos_embed.grad = None
+    ours = encoder.patch_pos_embed(tuple(grid))
+    (ours * cotangent).sum().backward()
+    return {f'time interpolation alone: table rows {tuple(table.shape)} -> {rows_out} patch rows':
+            stage1_tool.difference(ours.detach(), theirs.detach()),
+            'time interpolation alone: gradient of the stored rows':
+            stage1_tool.difference(encoder.pos_embed.grad, theirs_table.grad)}
 
 
 # ------------------------------------------------------------------------------------------- optimisation
@@ -588,6 +647,32 @@ def write_stage2_fixture(result: dict, masks: dict, optim: Optional[dict], folde
     return [path, json_path]
 
 
+def write_table_frames_fixture(result: dict, folder: str, width: str, table_frames: int,
+                               commit: Optional[str]) -> List[str]:
+    """Write the release's numbers of the step with ``table_frames``-frame position tables run at twice as many
+    frames (:func:`compare_stage2` with ``table_frames``): masks, targets, encoder and head outputs, losses, and the
+    stored tables' full gradients, as ``stage2_{width}_pos_table.{safetensors,json}``."""
+    from safetensors.torch import save_file
+    os.makedirs(folder, exist_ok=True)
+    draws, ref = result['draws'], result['ref']
+    tensors = {'release.teacher_targets': ref['teacher_targets'].contiguous()}
+    for view in range(len(VIEWS)):
+        tensors[f'draw.mask_v{view}'] = draws[f'mask_v{view}'].to(torch.uint8).contiguous()
+        for name in ('encoder', 'head'):
+            tensors[f'release.{name}_v{view}'] = ref[f'{name}_v{view}'].contiguous()
+    for name in ('pos_embed', 'diff_pos_embed'):
+        tensors[f'grad.{name}'] = result['pairs'][name][1].contiguous()
+    stem = osp.join(folder, f'stage2_{width}_pos_table')
+    save_file(tensors, stem + '.safetensors')
+    meta = dict(width=width, shapes=dict(WIDTHS[width], frames=2 * table_frames), table_frames=table_frames,
+                release_commit=commit, fill='ivnext.convert.release_training.fill_deterministic (teacher included)',
+                losses={k: ref[k].item() for k in ('loss', 'loss_v0', 'loss_v1')},
+                gradients_kept='full gradients of the stored position tables (release names)')
+    with open(stem + '.json', 'w') as f:
+        json.dump(meta, f, indent=1)
+    return [stem + '.safetensors', stem + '.json']
+
+
 def fixture_masks(release_dir: str, grid: Sequence[int], batch: int, draws: int, seed: int = 0) -> dict:
     """A few release draws on ``grid``: masks (uint8) and boxes per view, for the CI bitwise check."""
     torch.manual_seed(seed)
@@ -647,6 +732,12 @@ def main() -> None:
         print(stage1_tool.format_table(f'\nStage 2, width {width} ({result["num_shared_gradients"]} shared '
                                        'parameters with gradients)', result['rows'], args.tolerance))
         ok &= all(d['rel'] <= args.tolerance for d in result['rows'].values())
+        table_frames = WIDTHS[width]['frames']
+        interp = compare_stage2(args.release_dir, width, table_frames=table_frames)
+        print(stage1_tool.format_table(f'\nStage 2, width {width}, {table_frames}-frame position tables run at '
+                                       f'{2 * table_frames} frames (interpolated in every forward)',
+                                       interp['rows'], args.tolerance))
+        ok &= all(d['rel'] <= args.tolerance for d in interp['rows'].values())
         optim = compare_optimisation(args.release_dir, width)
         for stage, nd in optim['no_decay'].items():
             print(f"\nNo weight decay, {stage} ({width}): release {len(nd['release'])}, ivnext {len(nd['ivnext'])}; "
@@ -662,6 +753,9 @@ def main() -> None:
             masks = fixture_masks(args.release_dir, (4, 16, 16), 4, 8)
             paths = write_stage2_fixture(result, masks, optim, args.fixture, width,
                                          args.commit or stage1_tool.release_commit(args.release_dir))
+            print('wrote', *paths)
+            paths = write_table_frames_fixture(interp, args.fixture, width, table_frames,
+                                               args.commit or stage1_tool.release_commit(args.release_dir))
             print('wrote', *paths)
     print('EQUIVALENT' if ok else 'DIFFERENT')
     sys.exit(0 if ok else 1)

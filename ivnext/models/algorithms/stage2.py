@@ -11,6 +11,7 @@ from ivnext.utils.checkpoint import load_weights, read_state_dict
 
 from ..utils import gather_tokens
 from .base_pretrainer import BasePretrainer
+from .clip_geometry import _accepts_arg
 
 
 @MODELS.register_module()
@@ -30,7 +31,9 @@ class InternVideoNextStage2(BasePretrainer):
     Args:
         backbone: Student encoder config (the teacher is built from the same config).
         neck: Predictor config (same type and width as Stage 1, so its weights carry over). Its ``grid_size`` is
-            set from the backbone (a stated one must agree).
+            set from the backbone (a stated one must agree); so is its ``pos_embed_frames`` (in token-grid
+            frames) when the backbone keeps its position table at other frames (``backbone.pos_embed_frames``,
+            the release's 16-frame tables in a 32-frame Stage 2) and the neck states none.
         head: ``LatentRegressionHead`` config (new, randomly initialised).
         maskers: One masker config per view.
         stage1_checkpoint: Stage-1 checkpoint whose ``backbone.*`` initialises student and teacher and whose
@@ -61,7 +64,7 @@ class InternVideoNextStage2(BasePretrainer):
             raise ValueError('`maskers` needs at least one mask view config')
         if ema_momentum is not None and not 0.0 < ema_momentum < 1.0:
             raise ValueError(f'ema_momentum must be in (0, 1) or None, got {ema_momentum}')
-        self.neck = MODELS.build(self.geometry.fill_grid(neck, 'model.neck'))
+        self.neck = MODELS.build(self._table_frames_for(self.geometry.fill_grid(neck, 'model.neck')))
         self.head = MODELS.build(head)
         self.maskers = torch.nn.ModuleList([MODELS.build(m) for m in maskers])
         teacher_cfg = copy.deepcopy(backbone)
@@ -72,6 +75,13 @@ class InternVideoNextStage2(BasePretrainer):
         self.stage1_partial_load = stage1_partial_load
         self.ema_momentum = ema_momentum
         self.freeze_teacher('teacher', save=ema_momentum is not None)
+
+    def _table_frames_for(self, neck: dict) -> dict:
+        """``neck`` with ``pos_embed_frames`` taken from the backbone's table, when it states none."""
+        frames = getattr(self.backbone, 'pos_embed_frames', None)
+        if frames is not None and neck.get('pos_embed_frames') is None and _accepts_arg(neck, 'pos_embed_frames'):
+            neck = dict(neck, pos_embed_frames=frames // self.backbone.tubelet_size)
+        return neck
 
     def init_weights(self) -> None:
         """MMEngine init, then the Stage-1 weights into student, predictor and teacher."""

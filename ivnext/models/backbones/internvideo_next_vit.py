@@ -69,7 +69,13 @@ class InternVideoNextViT(BaseModule):
         arch: 'base', 'large', '1b' or a dict with embed_dims, num_layers, num_heads, mlp_ratio.
         img_size: Build resolution (square).
         patch_size: Spatial patch side.
-        num_frames: Build number of frames.
+        num_frames: Build number of frames (the clips' frame count; :attr:`grid_size` follows it).
+        pos_embed_frames: Frames the learnable position table is stored at. None (default): ``num_frames``, the
+            table has ``num_frames // tubelet_size`` rows in time and a checkpoint of another frame count is
+            resampled once at load. A number (e.g. 16 in a 32-frame Stage 2, as released): the table keeps
+            ``pos_embed_frames // tubelet_size`` rows in time, loads such a table as it is, and is interpolated
+            linearly in time to the clip's frames in every forward (see :meth:`patch_pos_embed`), so gradients
+            reach the stored rows.
         tubelet_size: Temporal patch length.
         in_channels: Input channels.
         num_cls_tokens: Learnable CLS tokens prepended to the sequence.
@@ -98,6 +104,7 @@ class InternVideoNextViT(BaseModule):
                  img_size: int = 224,
                  patch_size: int = 14,
                  num_frames: int = 16,
+                 pos_embed_frames: Optional[int] = None,
                  tubelet_size: int = 1,
                  in_channels: int = 3,
                  num_cls_tokens: int = 4,
@@ -126,6 +133,10 @@ class InternVideoNextViT(BaseModule):
         if img_size % patch_size or num_frames % tubelet_size:
             raise ValueError(f'img_size {img_size} / num_frames {num_frames} must be divisible by '
                              f'patch_size {patch_size} / tubelet_size {tubelet_size}')
+        if pos_embed_frames is not None and (pos_embed_frames < 1 or pos_embed_frames % tubelet_size):
+            raise ValueError(f'pos_embed_frames={pos_embed_frames} must be a positive multiple of tubelet_size '
+                             f'{tubelet_size} (the table holds pos_embed_frames // tubelet_size rows in time); '
+                             'fix it, or set pos_embed_frames=None for a table at num_frames')
         if with_clip_projector is None:
             with_clip_projector = out_type in ('pooled', 'tokens')
         if out_type == 'pooled' and not with_clip_projector:
@@ -138,6 +149,10 @@ class InternVideoNextViT(BaseModule):
         self.tubelet_size = tubelet_size
         self.num_cls_tokens = num_cls_tokens
         self.grid_size = (num_frames // tubelet_size, img_size // patch_size, img_size // patch_size)
+        self.pos_embed_frames = pos_embed_frames
+        # Token grid of the stored position table: the clip grid unless the table is kept at other frames.
+        self.pos_grid = ((pos_embed_frames // tubelet_size, *self.grid_size[1:]) if pos_embed_frames is not None
+                         else self.grid_size)
         self.out_type = out_type
         self.with_cp = with_cp
         self.frozen_stages = frozen_stages
@@ -149,9 +164,9 @@ class InternVideoNextViT(BaseModule):
 
         self.patch_embed = PatchEmbed3D(self.embed_dims, patch_size, tubelet_size, in_channels)
         self.cls_token = nn.Parameter(torch.zeros(1, num_cls_tokens, self.embed_dims))
-        num_patches = math.prod(self.grid_size)
+        num_patches = math.prod(self.pos_grid)
         # Learnable table as released (CLS rows = 0, patch rows initialised from 3D sin-cos; no weight decay).
-        pos = torch.cat([torch.zeros(num_cls_tokens, self.embed_dims), sincos_3d(self.embed_dims, self.grid_size)])
+        pos = torch.cat([torch.zeros(num_cls_tokens, self.embed_dims), sincos_3d(self.embed_dims, self.pos_grid)])
         self.pos_embed = nn.Parameter(pos.unsqueeze(0))
         assert self.pos_embed.shape[1] == num_patches + num_cls_tokens
         dpr = torch.linspace(0, drop_path_rate, self.num_layers).tolist()
@@ -231,19 +246,34 @@ class InternVideoNextViT(BaseModule):
         return t // self.tubelet_size, h // self.patch_size, w // self.patch_size
 
     def adapt_pos_embed(self, table: torch.Tensor) -> torch.Tensor:
-        """Resize a loaded position table (e.g. of a 16-frame checkpoint) to this encoder's ``grid_size``.
+        """Resize a loaded position table (e.g. of a 16-frame checkpoint) to this encoder's table grid.
+
+        The table grid is :attr:`pos_grid`: ``grid_size``, or ``pos_embed_frames`` in time when that is set (a
+        16-frame Stage-1 table then loads into a 32-frame Stage-2 encoder as it is).
 
         Args:
             table: (1, num_cls_tokens + N_src, C) loaded table.
 
         Returns:
-            Tensor: (1, num_cls_tokens + T*H*W, C).
+            Tensor: (1, num_cls_tokens + T*H*W, C) with (T, H, W) = :attr:`pos_grid`.
         """
-        return resize_pos_table(table, self.num_cls_tokens, self.grid_size)
+        return resize_pos_table(table, self.num_cls_tokens, self.pos_grid)
 
     def patch_pos_embed(self, grid: Tuple[int, int, int]) -> torch.Tensor:
-        """Patch position table (1, N, C) for ``grid``, interpolated from the built one when it differs."""
-        return interpolate_pos_embed(self.pos_embed[:, self.num_cls_tokens:], self.grid_size, grid)
+        """Patch position table for ``grid``, interpolated from the stored one when the grids differ.
+
+        The stored table (:attr:`pos_grid`) is seen as a (C, T, H, W) volume and resampled trilinearly with
+        ``align_corners=False``; with the spatial size kept (``pos_embed_frames`` at the clip's resolution) this
+        is linear interpolation in time with ``align_corners=False``, the release's ``expand_pos_embed``. It runs
+        in every forward and is differentiable, so gradients reach the stored rows.
+
+        Args:
+            grid: Clip token grid (T', H', W').
+
+        Returns:
+            Tensor: (1, T'*H'*W', C) patch positions (no CLS rows).
+        """
+        return interpolate_pos_embed(self.pos_embed[:, self.num_cls_tokens:], self.pos_grid, grid)
 
     def embed(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int, int]]:
         """Patch embedding plus positions.

@@ -60,7 +60,7 @@ class ModernBertPredictor(BasePredictor):
         in_dims: Encoder width C_enc.
         num_layers: Layers kept from the end of ModernBERT.
         num_cls_tokens: CLS tokens at the front of the encoder output.
-        grid_size: Token grid (T', H', W') of the position table.
+        grid_size: Token grid (T', H', W') of the clips.
         pretrained: Local folder of a ModernBERT checkpoint.
         model_config: ModernBertConfig fields overriding ModernBERT-Large, used when ``pretrained`` is None.
         final_norm: Apply ModernBERT's final LayerNorm. The release does not (its diffusion head sees the raw
@@ -69,6 +69,8 @@ class ModernBertPredictor(BasePredictor):
         local_attention_impl: How the local layers attend. 'banded' (default): block-wise attention to the
             window only (:func:`ivnext.models.layers.banded_attention`), same result as 'dense': SDPA over the
             whole sequence with a window mask, as transformers runs it (21x more score FLOPs at 4100 tokens).
+        pos_embed_frames: Rows in time of the stored position table (token-grid frames); None: ``grid_size[0]``
+            (see :class:`BasePredictor`).
         init_cfg: MMEngine init config.
 
     Attributes:
@@ -78,14 +80,15 @@ class ModernBertPredictor(BasePredictor):
     def __init__(self, in_dims: int = 768, num_layers: int = 5, num_cls_tokens: int = 4,
                  grid_size: Sequence[int] = (16, 16, 16), pretrained: Optional[str] = None,
                  model_config: Optional[dict] = None, final_norm: bool = False, with_cp: bool = False,
-                 local_attention_impl: str = 'banded', init_cfg=None):
+                 local_attention_impl: str = 'banded', pos_embed_frames: Optional[int] = None, init_cfg=None):
         if local_attention_impl not in ('banded', 'dense'):
             raise ValueError(f"local_attention_impl must be 'banded' or 'dense', got {local_attention_impl!r}")
         if pretrained is not None:
             layers, norm, rotary, config = self._load_pretrained(pretrained, num_layers)
         else:
             layers, norm, rotary, config = self._build_random(model_config or {}, num_layers)
-        super().__init__(in_dims, config.hidden_size, num_cls_tokens, grid_size, init_cfg=init_cfg)
+        super().__init__(in_dims, config.hidden_size, num_cls_tokens, grid_size, pos_embed_frames,
+                         init_cfg=init_cfg)
         self.config = config
         self.num_layers = num_layers
         self.layers = layers

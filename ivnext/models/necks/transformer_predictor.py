@@ -1,5 +1,5 @@
 """Stage-1 predictor made of plain pre-norm ViT blocks (the non-text ablation)."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from mmaction.registry import MODELS
@@ -23,20 +23,23 @@ class TransformerPredictor(BasePredictor):
         num_heads: Attention heads.
         mlp_ratio: MLP hidden width / embed_dims.
         num_cls_tokens: CLS tokens at the front of the encoder output.
-        grid_size: Token grid (T', H', W') of the position table.
+        grid_size: Token grid (T', H', W') of the clips.
         layer_scale_init_value: LayerScale init; 0 disables it.
         drop_path_rate: Stochastic depth, linearly increasing over blocks.
         final_norm: RMSNorm after the last block.
         use_flash_attn: Prefer flash-attn kernels when installed.
         with_cp: Recompute each block in the backward pass (activation checkpointing).
+        pos_embed_frames: Rows in time of the stored position table (token-grid frames); None: ``grid_size[0]``
+            (see :class:`BasePredictor`).
         init_cfg: MMEngine init config.
     """
 
     def __init__(self, in_dims: int = 768, embed_dims: int = 1024, depth: int = 5, num_heads: int = 16,
                  mlp_ratio: float = 4.0, num_cls_tokens: int = 4, grid_size: Sequence[int] = (16, 16, 16),
                  layer_scale_init_value: float = 0.0, drop_path_rate: float = 0.0, final_norm: bool = True,
-                 use_flash_attn: bool = True, with_cp: bool = False, init_cfg=None):
-        super().__init__(in_dims, embed_dims, num_cls_tokens, grid_size, init_cfg=init_cfg)
+                 use_flash_attn: bool = True, with_cp: bool = False, pos_embed_frames: Optional[int] = None,
+                 init_cfg=None):
+        super().__init__(in_dims, embed_dims, num_cls_tokens, grid_size, pos_embed_frames, init_cfg=init_cfg)
         if depth < 1:
             raise ValueError(f'depth must be >= 1, got {depth}')
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
