@@ -61,9 +61,9 @@ class PatchEmbed3D(nn.Module):
 class InternVideoNextViT(BaseModule):
     """InternVideo-Next ViT: the encoder users keep, probe and fine-tune.
 
-    Patch 14, tubelet 1, 4 learnable CLS tokens, a learnable position table initialised from 3D sin-cos, RMSNorm pre-norm blocks with
-    QK-norm, LayerScale and no qkv bias, no final norm, and an attention-pooling clip projector. Parameter
-    names equal the released checkpoints' keys, so released weights load as they are.
+    Patch 14, tubelet 1, 4 learnable CLS tokens, a learnable position table initialised from 3D sin-cos, RMSNorm
+    pre-norm blocks with QK-norm, LayerScale and no qkv bias, no final norm, and an attention-pooling clip projector.
+    Parameter names equal the released checkpoints' keys, so released weights load as they are.
 
     Args:
         arch: 'base', 'large', '1b' or a dict with embed_dims, num_layers, num_heads, mlp_ratio.
