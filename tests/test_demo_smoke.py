@@ -147,4 +147,8 @@ def test_text_retrieval_step_reports_each_encoder_on_held_out_clips(demo):
         assert r['gallery'] == 6 and r['eval_split'] == 'test' and r['train_clips'] == 6 and r['steps'] >= 1
         assert r['chance_r1'] == pytest.approx(100 / 6) and r['chance_r5'] == pytest.approx(500 / 6)
         assert 0 <= r['r1'] <= r['r5'] <= 100 and 6 * r['r1'] / 100 == pytest.approx(round(6 * r['r1'] / 100))
+        # the top clip's shape / motion: right whenever R@1 is, a multiple of 1 / 6, chance 1 / 3 and 1 / 2
+        assert r['r1'] <= min(r['appearance_top1'], r['motion_top1']) and r['motion_top1'] <= 100
+        assert r['chance_appearance_top1'] == pytest.approx(100 / 3) and r['chance_motion_top1'] == 50.0
+        assert 6 * r['motion_top1'] / 100 == pytest.approx(round(6 * r['motion_top1'] / 100))
     assert 'Text-to-video retrieval' in (work / 'table.md').read_text()

@@ -223,7 +223,7 @@ def text_retrieval_step(demo: DemoRun) -> bool:
     out_dir = osp.join(demo.work, 'retrieval')
     os.makedirs(out_dir, exist_ok=True)
     key = digest([demo.stages[n]['key'] for n in RETRIEVAL_ENCODERS if n != 'random'], backbone, seconds, demo.seed,
-                 demo.preset['clips'])
+                 demo.preset['clips'], 'label-top1')
     marker = read_json(osp.join(out_dir, 'retrieval.json'))
     reused = bool(marker and marker.get('key') == key)
     if not reused:
@@ -244,11 +244,16 @@ def text_retrieval_step(demo: DemoRun) -> bool:
     lines = [f'Text-to-video retrieval (all-MiniLM-L6-v2 text tower, frozen; projector, alignment layer and '
              f'temperature trained {seconds:.0f} s on {first["train_clips"]} train clips; searched: '
              f'{first["gallery"]} held-out {first["eval_split"]} clips, one per shape x motion, with held-out '
-             f'wording):', '', '| encoder | R@1 (%) | R@5 (%) | steps |', '|---|---|---|---|',
-             f'| chance | {first["chance_r1"]:.1f} | {first["chance_r5"]:.1f} | |']
+             f'wording; R@k: the sentence\'s clip among the top k; shape / motion: the top clip has the '
+             f'sentence\'s shape / motion):', '',
+             '| encoder | R@1 (%) | R@5 (%) | top clip, right shape (%) | top clip, right motion (%) | steps |',
+             '|---|---|---|---|---|---|',
+             f'| chance | {first["chance_r1"]:.1f} | {first["chance_r5"]:.1f} | '
+             f'{first["chance_appearance_top1"]:.1f} | {first["chance_motion_top1"]:.1f} | |']
     for name in RETRIEVAL_ENCODERS:
         r = results[name]
-        lines.append(f'| {dict(ENCODERS)[name]} | {r["r1"]:.1f} | {r["r5"]:.1f} | {r["steps"]} |')
+        lines.append(f'| {dict(ENCODERS)[name]} | {r["r1"]:.1f} | {r["r5"]:.1f} | {r["appearance_top1"]:.1f} | '
+                     f'{r["motion_top1"]:.1f} | {r["steps"]} |')
     demo.sections.append('\n'.join(lines) + '\n')
     demo.results['text_retrieval'] = {n: {k: v for k, v in r.items() if k != 'queries'} for n, r in results.items()}
     return reused

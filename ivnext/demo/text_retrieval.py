@@ -111,6 +111,7 @@ def text_retrieval(data_root: str, encoder: Union[str, 'torch.nn.Module'], *, se
 
     Returns:
         dict: ``r1`` / ``r5`` (text-to-video, %, held-out clips and captions), ``chance_r1`` / ``chance_r5``,
+        ``appearance_top1`` / ``motion_top1`` (%, the top clip has the sentence's shape / motion) and their chances,
         ``gallery`` (number of clips searched), ``train_clips``, ``steps``, ``final_loss``, ``extract_seconds``,
         ``text_seconds`` (encoding every training wording once), ``train_seconds``, ``eval_split``, ``queries``
         (the held-out captions, in gallery order).
@@ -179,15 +180,26 @@ def text_retrieval(data_root: str, encoder: Union[str, 'torch.nn.Module'], *, se
     with torch.no_grad():
         videos = torch.nn.functional.normalize(model.embed_tokens(gallery_tokens), dim=-1)
         texts = aligner.encode_text(queries)
-    metrics = retrieval_metrics((texts @ videos.t()).numpy(), ['R1', 'R5'])
+    similarity = (texts @ videos.t()).numpy()
+    metrics = retrieval_metrics(similarity, ['R1', 'R5'])
+    # Which label the top clip gets right: an encoder that knows the motion but not the shape finds a clip of the
+    # right motion for most sentences while R@1 (both labels right) stays near chance.
+    top = similarity.argmax(1)
+    label_top1 = {kind: 100.0 * float(np.mean([gallery[j][f'{kind}_name'] == gallery[i][f'{kind}_name']
+                                               for i, j in enumerate(top)])) for kind in ('appearance', 'motion')}
     n = len(gallery)
+    kinds = {kind: len({r[f'{kind}_name'] for r in gallery}) for kind in ('appearance', 'motion')}
     result = dict(r1=metrics['R1'], r5=metrics['R5'], chance_r1=100.0 / n, chance_r5=100.0 * min(5, n) / n,
+                  appearance_top1=label_top1['appearance'], motion_top1=label_top1['motion'],
+                  chance_appearance_top1=100.0 / kinds['appearance'], chance_motion_top1=100.0 / kinds['motion'],
                   gallery=n, train_clips=len(train), steps=steps, final_loss=float(np.mean(losses[-10:])),
                   extract_seconds=round(extract_s, 1), text_seconds=round(text_s, 1), train_seconds=round(train_s, 1),
                   eval_split=eval_split,
                   queries=queries)
     log(f'text-to-video on {n} held-out {eval_split} clips with held-out captions: R@1 {result["r1"]:.1f}% '
-        f'(chance {result["chance_r1"]:.1f}%), R@5 {result["r5"]:.1f}% ({steps} steps in {train_s:.0f} s, '
+        f'(chance {result["chance_r1"]:.1f}%), R@5 {result["r5"]:.1f}%; top clip of the right shape '
+        f'{result["appearance_top1"]:.1f}%, of the right motion {result["motion_top1"]:.1f}% ({steps} steps in '
+        f'{train_s:.0f} s, '
         f'loss {result["final_loss"]:.3f})')
     return result
 
