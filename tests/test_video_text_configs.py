@@ -95,7 +95,8 @@ def test_align_train_then_test_retrieval_and_zero_shot(towers, video_clips, tmp_
     work = tmp_path / 'work'
     run_tool(['tools/train.py', str(config), '--work-dir', str(work)], REPO)
     ckpt = work / 'epoch_1.pth'
-    state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']  # the test's own run
+    from ivnext.utils.checkpoint import load_checkpoint_file
+    state = load_checkpoint_file(str(ckpt))['state_dict']  # weights-only, as every ivnext reader
     # Only the trainable parts are in the checkpoint: the frozen towers are named by the config.
     assert {k.split('.')[0] for k in state} == {'projector', 'align', 'temperature'}
     # SaveAlignerHook wrote the trained parts as a folder that ivnext.load_aligner reads.
