@@ -13,6 +13,35 @@ TINY_ENCODER = dict(arch=dict(embed_dims=64, num_layers=2, num_heads=4, mlp_rati
                     use_flash_attn=False)
 
 
+# A tiny alignment config over a shipped align config: the tiny encoder and text tower, 4 frames of 56 px,
+# {train} / {test} caption or label files, {pack} the last transform, {dataset_extra} more val dataset fields.
+TINY_ALIGN_CONFIG = '''
+_base_ = [{base!r}]
+model = dict(encoder=dict(source={encoder!r}), text_tower=dict(_delete_=True, type='TransformersTextTower',
+                                                                 pretrained={tower!r}))
+_pipe = [
+    dict(type='DecordInit'),
+    dict(type='UniformSample', clip_len=4, num_clips=1, test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(-1, 56)),
+    dict(type='CenterCrop', crop_size=56),
+    dict(type='FormatShape', input_format='NCTHW'),
+    {pack},
+]
+_loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
+train_dataloader = dict(**_loader, dataset=dict(ann_file={train!r}, data_prefix=dict(video={videos!r}), pipeline=_pipe))
+val_dataloader = dict(**_loader, dataset=dict(ann_file={test!r}, data_prefix=dict(video={videos!r}), pipeline=_pipe,
+                                              {dataset_extra}))
+test_dataloader = val_dataloader
+default_hooks = dict(logger=dict(interval=1))
+'''
+# Appended for a training run: one epoch at a constant lr.
+TRAIN_ONE_EPOCH = '''
+train_cfg = dict(max_epochs=1)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=1)]
+'''
+
+
 def save_tokenizer(folder: Path):
     """A lower-casing word-piece tokenizer over :data:`WORDS` (built with the tokenizers library, which both
     transformers 4 and 5 read back from ``tokenizer.json``)."""

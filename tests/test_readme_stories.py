@@ -241,41 +241,22 @@ def test_pretrain_story(labelled_videos, tmp_path):
     assert (tmp_path / 'work' / 'my_stage1' / 'iter_2.pth').is_file()
 
 
-ALIGN_TINY = '''
-_base_ = [{base!r}]
-model = dict(encoder=dict(source={encoder!r}), text_tower=dict(_delete_=True, type='TransformersTextTower',
-                                                                 pretrained={tower!r}))
-_pipe = [
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=4, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 56)),
-    dict(type='CenterCrop', crop_size=56),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs', meta_keys=('filename', 'text')),
-]
-_loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
-train_dataloader = dict(**_loader, dataset=dict(ann_file={ann!r}, data_prefix=dict(video={videos!r}), pipeline=_pipe))
-val_dataloader = dict(**_loader, dataset=dict(ann_file={ann!r}, data_prefix=dict(video={videos!r}), pipeline=_pipe))
-test_dataloader = val_dataloader
-train_cfg = dict(max_epochs=1)
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=1)]
-'''
-
-
 def test_align_story(tiny_encoder, labelled_videos, tmp_path):
     import json
 
-    from helpers_text import save_tiny_bert
+    from helpers_text import TINY_ALIGN_CONFIG, TRAIN_ONE_EPOCH, save_tiny_bert
     command = shell_commands(readme_block('align-train'))[0]
     config = re.search(r'configs/align/\S+\.py', command).group(0)
     captions = {f'{name}/{i}.mp4': [f'a {name.split("_")[0]} square moving {name.split("_")[1]}']
                 for name in ('red_right', 'blue_left') for i in range(3)}
     (tmp_path / 'captions.json').write_text(json.dumps(captions))
     tiny = tmp_path / 'tiny_align.py'
-    tiny.write_text(ALIGN_TINY.format(base=str(REPO / config), encoder=str(tiny_encoder),
-                                      tower=str(save_tiny_bert(tmp_path / 'bert')), ann=str(tmp_path / 'captions.json'),
-                                      videos=str(labelled_videos / 'train')))
+    ann = str(tmp_path / 'captions.json')
+    pack = "dict(type='PackActionInputs', meta_keys=('filename', 'text'))"
+    tiny.write_text(TINY_ALIGN_CONFIG.format(base=str(REPO / config), encoder=str(tiny_encoder),
+                                             tower=str(save_tiny_bert(tmp_path / 'bert')), pack=pack, train=ann,
+                                             test=ann, videos=str(labelled_videos / 'train'), dataset_extra='')
+                    + TRAIN_ONE_EPOCH)
     run_tool(substitute(command, {config: tiny, ' work_dirs/': f' {tmp_path}/work/'}), REPO)
     assert (tmp_path / 'work' / 'my_aligner' / 'aligner' / 'model.safetensors').is_file()
 

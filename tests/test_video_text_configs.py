@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers_text import TINY_ALIGN_CONFIG as TINY
+from helpers_text import TRAIN_ONE_EPOCH as TRAIN_ONLY
 from helpers_text import TINY_ENCODER, save_tiny_bert, save_tiny_encoder
 from mmengine.config import Config
 
@@ -14,32 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 ALIGN = REPO / 'configs' / 'align'
 COLOURS = ('red', 'green', 'blue', 'yellow')  # helpers_video.CLASS_STYLES: colour and direction per label
 MOTIONS = ('moving right', 'moving down', 'moving left', 'moving up')
-
-TINY = '''
-_base_ = [{base!r}]
-model = dict(encoder=dict(source={encoder!r}), text_tower=dict(_delete_=True, type='TransformersTextTower',
-                                                                 pretrained={tower!r}))
-_pipe = [
-    dict(type='DecordInit'),
-    dict(type='UniformSample', clip_len=4, num_clips=1, test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 56)),
-    dict(type='CenterCrop', crop_size=56),
-    dict(type='FormatShape', input_format='NCTHW'),
-    {pack},
-]
-_loader = dict(batch_size=2, num_workers=0, persistent_workers=False)
-train_dataloader = dict(**_loader, dataset=dict(ann_file={train!r}, data_prefix=dict(video={videos!r}), pipeline=_pipe))
-val_dataloader = dict(**_loader, dataset=dict(ann_file={test!r}, data_prefix=dict(video={videos!r}), pipeline=_pipe,
-                                              {dataset_extra}))
-test_dataloader = val_dataloader
-default_hooks = dict(logger=dict(interval=1))
-'''
-TRAIN_ONLY = '''
-train_cfg = dict(max_epochs=1)
-param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0, end=1)]
-'''
-
 
 def run_tool(args, cwd: Path) -> str:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
