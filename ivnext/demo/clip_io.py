@@ -11,7 +11,6 @@ Layout of a clip set folder (written by :func:`ivnext.demo.object_motion_clips.b
     manifest.json         parameters, their hash, counts; written last
 """
 import json
-import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
@@ -53,14 +52,6 @@ def write_mp4(path: str, clip: np.ndarray, fps: int = 25, codec: Optional[str] =
         container.mux(stream.encode())
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so readers never see half a file."""
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def load_clip_records(out_dir: str, split: Optional[str] = None) -> List[dict]:
     """Per-clip metadata of a built clip set (labels and random draws), optionally of one split."""
     with open(osp.join(out_dir, 'clips.json')) as f:
@@ -90,4 +81,4 @@ def load_clips(cfg, split: str, indices: Optional[Sequence[int]] = None) -> torc
     return torch.stack([(dataset[i]['inputs'].float()[0] - mean) / std for i in picks])
 
 
-__all__ = ('LABEL_KINDS', 'SPLITS', 'atomic_write', 'load_clip_records', 'load_clips', 'video_codec', 'write_mp4')
+__all__ = ('LABEL_KINDS', 'SPLITS', 'load_clip_records', 'load_clips', 'video_codec', 'write_mp4')

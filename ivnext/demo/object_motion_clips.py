@@ -24,7 +24,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .clip_io import LABEL_KINDS, SPLITS, atomic_write, video_codec, write_mp4
+from ivnext.utils.files import write_text_atomic as atomic_write
+
+from .clip_io import LABEL_KINDS, SPLITS, video_codec, write_mp4
 
 BUILDER_VERSION = 2
 _PRETRAIN_STREAM = 2  # seed stream of the unlabelled clips (the same clips whether or not a test split is built)

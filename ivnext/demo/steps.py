@@ -30,6 +30,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ivnext.utils.files import write_text_atomic
 from ivnext.visualization.reconstruction import load_model, visualize
 from ivnext.evaluation.leaderboard import EncoderSpec, TaskSpec, run_leaderboard
 
@@ -102,10 +103,8 @@ def read_json(path: str) -> Optional[dict]:
 
 
 def write_json(path: str, obj) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON, atomically (a rerun never reads half a marker)."""
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 # ------------------------------------------------------------------------------------------------ steps
