@@ -87,7 +87,8 @@ def test_table_comes_from_the_harness(demo):
     assert [(r['encoder'], r['task']) for r in rows] == [(e, t) for e, _ in ENCODERS for t in ('appearance', 'motion')]
     probe = Config.fromfile(osp.join(work, 'configs', 'probe.py'))
     settings = probe.model.cls_head.settings
-    assert probe.model.cls_head.type == 'ProbeSweepHead' and len(settings) == 4
+    assert probe.model.cls_head.type == 'ProbeSweepHead' and len(settings) == 6
+    assert probe.model.cls_head.head.type == 'LinearProbeHead'
     for r in rows:
         m = r['measured']
         assert m['clips'] == dict(train=6, val=6, test=6) and m['reported_split'] == 'test'

@@ -113,6 +113,18 @@ def test_tasks_share_the_tokens_and_the_head_fits_each_encoder(board):
     assert widths == {'ivnext-tiny': (32, 4, 4, 4), 'vjepa2-tiny': (32, 0, 0, 2), 'videomae-tiny': (32, 0, 0, 2)}
 
 
+def test_linear_probe_reads_the_prefix_only_of_encoders_that_have_one(board):
+    head = dict(type='LinearProbeHead', norm='bn', num_cls_tokens=4, time_slots=4, spatial_cells=2, with_prefix=True)
+    task = lb.TaskSpec(name='a', config=str(board['root'] / 'task.py'), cfg_options={'model.cls_head.head': head})
+    layouts = {}
+    for spec in ENCODERS:
+        cfg, prefix = lb.task_config(lb.EncoderSpec(**spec), task)
+        single = cfg.model.cls_head.head
+        layouts[spec['name']] = (prefix, single.num_cls_tokens, single.with_prefix, single.time_slots)
+    assert layouts == {'ivnext-tiny': (4, 4, True, 4), 'vjepa2-tiny': (0, 0, False, 2),
+                       'videomae-tiny': (0, 0, False, 2)}
+
+
 def test_paper_numbers_stay_in_their_own_column(board):
     rows, work = board['rows'], board['work']
     paper_b = PAPER_RESULTS['internvideo-next-b-stage2']['top1']['K400']

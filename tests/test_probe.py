@@ -205,6 +205,39 @@ def test_linear_probe_pools_every_input_layout():
         LinearProbeHead(3, 8, norm='group')
 
 
+def test_linear_probe_pools_prefix_frames_and_cells_in_order():
+    """with_prefix + time_slots + spatial_cells: the prefix mean, then each frame's cells in raster order."""
+    torch.manual_seed(0)
+    b, prefix, frames, side, dims = 2, 2, 3, 4, 5
+    tokens = torch.randn(b, prefix + frames * side * side, dims)
+    head = LinearProbeHead(7, dims, norm=None, num_cls_tokens=prefix, time_slots=frames, spatial_cells=2,
+                           with_prefix=True).eval()
+    grid = tokens[:, prefix:].reshape(b, frames, side, side, dims)
+    expected = [tokens[:, :prefix].mean(1)]
+    for t in range(frames):
+        for row in range(2):
+            for col in range(2):
+                expected.append(grid[:, t, 2 * row:2 * row + 2, 2 * col:2 * col + 2].mean((1, 2)))
+    pooled = head.pool(tokens)
+    assert torch.allclose(pooled, torch.cat(expected, -1), atol=1e-6)
+    assert head.fc_cls.in_features == dims * (1 + frames * 4)
+    # Pooled once, the features give the same scores (the cached-token probe pools each clip once).
+    assert torch.allclose(head(tokens), head(pooled), atol=1e-6)
+    # Swapping the halves of every frame moves the object from one cell to another: a whole-clip mean cannot see it.
+    swapped = torch.cat([tokens[:, :prefix], grid.flip(3).reshape(b, -1, dims)], 1)
+    assert not torch.allclose(head(tokens), head(swapped), atol=1e-4)
+    plain = LinearProbeHead(7, dims, norm=None, num_cls_tokens=prefix).eval()
+    assert torch.allclose(plain(tokens), plain(swapped), atol=1e-5)
+    with pytest.raises(ValueError, match='spatial_cells'):
+        LinearProbeHead(7, dims, num_cls_tokens=prefix, time_slots=frames, spatial_cells=3)(tokens)
+    with pytest.raises(ValueError, match='time_slots'):
+        head(tokens[:, :-1])
+    with pytest.raises(ValueError, match='num_cls_tokens'):
+        LinearProbeHead(7, dims, with_prefix=True)
+    with pytest.raises(ValueError, match='pooled'):
+        head(torch.randn(b, dims))
+
+
 def test_linear_probe_trains_in_recognizer_with_pooled_backbone():
     torch.manual_seed(0)
     backbone = dict(TINY_BACKBONE, out_type='pooled')

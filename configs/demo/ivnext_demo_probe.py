@@ -1,10 +1,10 @@
-# A sweep of attentive probes (the paper's evaluation: one cross-attention pooling block + a linear classifier) on
-# a FROZEN demo-size encoder, for one label kind of the demo clip set ('appearance': 8 object shapes; 'motion': 6
-# motions). No augmentation: every split goes through the val pipeline, so the leaderboard
-# (ivnext/evaluation/leaderboard.py, run by tools/demo/run_demo.py) extracts each encoder's tokens once and trains
-# the heads on the cached tokens with this optimizer and schedule (the same optimisation a Runner would do with a
-# frozen backbone, without decoding and encoding every clip every epoch). The setting is chosen on val and reported
-# on the held-out test split. The file itself is an ordinary FrozenBackboneRecognizer3D config.
+# A sweep of linear probes on a FROZEN demo-size encoder, for one label kind of the demo clip set ('appearance': 8
+# object shapes; 'motion': 6 motions). No augmentation: every split goes through the val pipeline, so the leaderboard
+# (ivnext/evaluation/leaderboard.py, run by tools/demo/run_demo.py) extracts each encoder's tokens once, pools them
+# once and trains the heads on the pooled features with this optimizer and schedule (the same optimisation a Runner
+# would do with a frozen backbone, without decoding and encoding every clip every epoch). The setting is chosen on
+# val and reported on the held-out test split. The file itself is an ordinary FrozenBackboneRecognizer3D config;
+# the paper's attentive probe is configs/probe/attnprobe_*.
 _base_ = ['../_base_/default_runtime.py']
 
 custom_imports = dict(imports=['ivnext', 'ivnext.datasets'], allow_failed_imports=False)
@@ -33,27 +33,27 @@ model = dict(
         out_type='tokens',
         use_flash_attn=False,
         with_clip_projector=False),
-    # 4 heads on one pass over the cached tokens: 2 learning rates x 2 random inits (weight decay 0.05). The setting
-    # with the best mean val top-1 over its 2 heads is selected; its heads' mean +- std is reported (the std is the
-    # probe's init noise). The demo's earlier single probe (lr 2e-3, 60 epochs, 3 seeds in a loop) took 2.25x the steps.
+    # 6 linear probes on one pass over the cached tokens: 3 learning rates x 2 random inits (weight decay 0.05). The
+    # setting with the best mean val top-1 over its 2 heads is selected; its heads' mean +- std is reported (the std
+    # is the probe's init noise).
     cls_head=dict(
         type='ProbeSweepHead',
         num_classes=num_classes,
         in_channels=encoder_dims,
-        settings=[dict(lr=lr, weight_decay=0.05) for lr in (2e-3, 5e-3) for _ in range(2)],
+        settings=[dict(lr=lr, weight_decay=0.05) for lr in (1e-3, 3e-3, 1e-2) for _ in range(2)],
         average_clips='prob',
         head=dict(
-            type='AttentiveProbeHead',
-            num_heads=None,  # width / 64
-            num_cls_tokens=4,  # patch tokens only, as the paper's probe
-            # Each token frame is pooled on its own and the pooled features are concatenated in time order (the
-            # paper's probe pools the whole clip into one vector). Departure, measured on the demo clips: a one-vector
-            # pool is a weighted average over space and time, so it cannot tell which frame held what; on these
-            # briefly trained encoders it read motion at chance (16-20%) where a linear probe on per-frame mean
-            # tokens read 24-39%, and the frame-wise pool reads 32-50% (README, demo notes).
+            type='LinearProbeHead',
+            norm='bn',
+            num_cls_tokens=4,
+            # The classifier reads the mean prefix (CLS) token, then each token frame's 2 x 2 cell means in time
+            # order: C * (1 + 4 * 4) features, pooled once per clip. Departure from the paper's attentive probe: on
+            # the demo's 240 training clips, 4 attentive probes x 20 epochs fit at most 31% of them on shape and read
+            # shape at chance even from the DINOv2 teacher (18% test top-1); this sweep reads 56% from the teacher
+            # (docs/demo.md), and its heads cost next to nothing beside the token extraction.
             time_slots=num_frames,
-            # No label smoothing (paper: 0.1): with 240 clips and a uniform-attention start, smoothing and a short
-            # schedule kept the probe from fitting its own training clips (see the README's demo notes).
+            spatial_cells=2,
+            with_prefix=True,
             label_smooth_eps=0.0)),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
@@ -94,15 +94,9 @@ test_dataloader = dict(val_dataloader, dataset=dict(val_dataloader['dataset'],
 val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
 test_evaluator = val_evaluator
 
-# The cached-token probe attends to all 4*8*8 = 256 patch tokens of a clip in every step (None; an int would pick a
-# random subset per step).
+# The cached-token probe reads all 4*8*8 = 256 patch tokens of a clip in every step.
 probe_train_tokens = None
 
-# The probe's optimisation budget is what let it fit: the pooling starts as a uniform average (tiny query) and must
-# learn where to look; lr 1e-3 x 20 epochs with smoothing reached ~22% train top-1 on random-init tokens of 400
-# clips. Measured on the demo's Stage-1 tokens (motion, 3 probe seeds): lr 5e-3 x 40 epochs, wd 0.01: 63.2 +- 11.6%
-# val (train 93%); lr 2e-3 x 60 epochs, wd 0.05: 66.7 +- 3.7% (train 100%). The sweep trains 20 epochs at
-# lr 2e-3 and 5e-3, 4 heads: as many head steps as 1.3 of those runs.
 max_epochs = 20
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')

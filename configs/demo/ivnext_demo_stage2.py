@@ -25,7 +25,7 @@ model = dict(
     ],
     data_preprocessor={{_base_.model.data_preprocessor}})
 
-max_iters = 200
+max_iters = 80
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
 # The paper's lr, no warm-up. Measured from one demo Stage-1 checkpoint (63.7% motion), frame-wise probe mean of
 # 3 seeds: lr 1e-4 gave 69.3 / 63.9 / 63.7% over 3 training seeds; 2e-4 gave 40.5% (10% warm-up: 62.0%); 1e-4 with

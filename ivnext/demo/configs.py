@@ -25,7 +25,7 @@ def set_clip_shape(node, frames: int, size: int):
             node['scale'] = (size, size) if node.get('keep_ratio', True) is False else (-1, size)
         elif kind == 'CenterCrop':
             node['crop_size'] = size
-        elif kind == 'AttentiveProbeHead' and node.get('time_slots', 1) > 1:
+        elif kind in ('AttentiveProbeHead', 'LinearProbeHead') and node.get('time_slots', 1) > 1:
             node['time_slots'] = frames  # one slot per token frame (the demo encoders' tubelet is 1)
         for value in node.values():
             set_clip_shape(value, frames, size)

@@ -31,8 +31,8 @@ FULL = dict(clips=dict(shapes=('star', 'heart', 'arrow', 'cross', 'triangle', 'c
                        motions=('move_left', 'move_right', 'grow', 'shrink', 'rotate_cw', 'rotate_ccw'),
                        num_clips_per_class=5, num_val_clips_per_class=4, num_test_clips_per_class=3,
                        num_pretrain_clips=960, frames=8, size=112), frames=4,
-            schedule=None, batch_size=None, probe_epochs=None, recon_clips=4, recon_mse_clips=8, recon_steps=None,
-            retrieval_seconds=30.0)
+            schedule=None, batch_size=None, probe_epochs=None, recon_clips=2, recon_mse_clips=4, recon_steps=None,
+            retrieval_seconds=5.0)
 # Smoke: 3 shapes x 2 motions, 1 clip per pair and split and 2 unlabelled ones, 4 frames x 56 px (models see 2),
 # 2 iterations per stage, 2 probe epochs, 1 s of text alignment.
 SMOKE = dict(clips=dict(num_clips_per_class=1, num_val_clips_per_class=1, num_test_clips_per_class=1,

@@ -7,10 +7,11 @@ so they are computed once per encoder and split (:func:`extract_tokens`) and the
 config's optimizer, batch size, epochs and cosine schedule (:func:`train_probe`). The leaderboard
 (:mod:`ivnext.evaluation.leaderboard`) and the demo use it.
 
-Training cost is dominated by the key/value projection of every token of every clip in every epoch. Each
-training batch therefore attends to a random subset of ``probe_train_tokens`` tokens per clip (a fresh subset
+An attentive probe's training cost is dominated by the key/value projection of every token of every clip in every
+epoch. Each training batch can therefore attend to a random subset of ``probe_train_tokens`` tokens per clip (a fresh subset
 every step, the same count for every clip); evaluation attends to all tokens. Attention pooling is a weighted
-average, so it takes any number of tokens.
+average, so it takes any number of tokens. A linear probe's pooling has no parameters, so its cached tokens are
+pooled once, before the first epoch.
 """
 import math
 import os.path as osp
@@ -25,6 +26,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from ivnext.evaluation.selection import select_setting
+from ivnext.models.heads.linear_probe_head import LinearProbeHead
 from ivnext.models.heads.probe_sweep_head import ProbeSweepHead
 
 
@@ -128,6 +130,13 @@ def train_probe(cfg: Config, num_classes: int, train_x: torch.Tensor, train_y: t
     if keep < num_tokens and slots > 1:
         raise ValueError(f'probe_train_tokens={train_tokens} picks random tokens, which breaks the frame-wise pooling '
                          f'of time_slots={slots}; set probe_train_tokens=None or time_slots=1')
+    # A linear probe's pooling has no parameters: pool every cached clip once instead of in every step (the same
+    # features; every head of a sweep shares one layout).
+    singles = list(head.heads) if sweep else [head]
+    if keep == num_tokens and all(isinstance(h, LinearProbeHead) for h in singles) and \
+            len({(h.num_cls_tokens, h.time_slots, h.spatial_cells, h.with_prefix) for h in singles}) == 1:
+        pooled = lambda x: None if x is None else torch.cat([singles[0].pool(c) for c in x.split(256)])  # noqa: E731
+        train_x, val_x, test_x = pooled(train_x), pooled(val_x), pooled(test_x)
     head.train()
     loss = torch.tensor(float('nan'))
     for _ in range(epochs):

@@ -219,7 +219,8 @@ def _held_out_test(cfg: Config) -> bool:
 # ------------------------------------------------------------------------------------------------ one cell
 def task_config(encoder: EncoderSpec, task: TaskSpec) -> Tuple[Config, int]:
     """The task's config with the encoder as its backbone and the head fitted to it: ``in_channels`` = the encoder's
-    width, ``num_cls_tokens`` = its prefix tokens, and a frame-wise pool (``time_slots`` > 1) gets its token frames.
+    width, ``num_cls_tokens`` = its prefix tokens (a linear probe's ``with_prefix`` is dropped when it has none), and
+    a frame-wise pool (``time_slots`` > 1) gets its token frames.
 
     Returns:
         tuple: the config, and the encoder's prefix-token count P (``num_cls_tokens`` of the head).
@@ -242,6 +243,8 @@ def task_config(encoder: EncoderSpec, task: TaskSpec) -> Tuple[Config, int]:
     head.in_channels = width
     single = head.head if head.type == 'ProbeSweepHead' else head
     single.num_cls_tokens = prefix
+    if prefix == 0 and single.get('with_prefix'):  # a linear probe's prefix mean: nothing to average
+        single.with_prefix = False
     if int(single.get('time_slots', 1)) > 1:  # frame-wise pooling: one slot per token frame of this encoder
         single.time_slots = _token_frames(built, _pipeline_facts(cfg.val_dataloader.dataset.pipeline))
     del built
