@@ -301,6 +301,8 @@ def evaluate(encoder: EncoderSpec, task: TaskSpec, feature_cache: Optional[Dict]
                          labels['val'], seed=encoder.seed, train_tokens=cfg.get('probe_train_tokens'), **test)
     facts = _pipeline_facts(cfg[f'{splits[-1]}_dataloader'].dataset.pipeline)
     sweep = cfg.model.cls_head.type == 'ProbeSweepHead'
+    if len(result.get('selected', ())) < 2:  # no init replicas of the selected setting: no spread to report
+        result['top1_std'] = result['test_top1_std'] = None
     measured = dict(val_top1=result['top1'], val_top1_std=result.get('top1_std'),
                     test_top1=result.get('test_top1'), test_top1_std=result.get('test_top1_std'),
                     train_top1=result['train_top1'], reported_split=splits[-1],
@@ -369,7 +371,7 @@ def run_leaderboard(encoders: Sequence[EncoderSpec], tasks: Sequence[TaskSpec], 
 def _pct(value: Optional[float], std: Optional[float] = None) -> str:
     if value is None:
         return ''
-    return f'{100 * value:.1f}' + (f' ± {100 * std:.1f}' if std else '')
+    return f'{100 * value:.1f}' + (f' ± {100 * std:.1f}' if std is not None else '')  # ± 0.0: replicas agreed
 
 
 def render_markdown(rows: Sequence[Dict]) -> str:
