@@ -8,9 +8,9 @@ config's optimizer, batch size, epochs and cosine schedule (:func:`train_probe`)
 (:mod:`ivnext.evaluation.leaderboard`) and the demo use it.
 
 An attentive probe's training cost is dominated by the key/value projection of every token of every clip in every
-epoch. Each training batch can therefore attend to a random subset of ``probe_train_tokens`` tokens per clip (a fresh subset
-every step, the same count for every clip); evaluation attends to all tokens. Attention pooling is a weighted
-average, so it takes any number of tokens. A linear probe's pooling has no parameters, so its cached tokens are
+epoch. Each training batch can therefore attend to a random subset of ``probe_train_tokens`` tokens per clip (a
+fresh subset every step, the same count for every clip); evaluation attends to all tokens. Attention pooling is a
+weighted average, so it takes any number of tokens. A linear probe's pooling has no parameters, so its cached tokens are
 pooled once, before the first epoch.
 """
 import math
