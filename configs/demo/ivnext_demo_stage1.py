@@ -72,8 +72,8 @@ model = dict(
         # The loss trains the decoder on a random eighth of the batch's masked patches each step (release: all).
         # On the demo's CPU the decoder's matrix products are most of a Stage-1 step; this keeps the demo within
         # its time budget with a decoder wide enough to learn (width above), and the encoder's alignment losses
-        # still see every token. Measured with the Stage-1 motion probe (test top-1 after 500 steps): 58.0% with a
-        # quarter, 51.7% with an eighth, for 265 s instead of about 300 s.
+        # still see every token. Measured with the demo's motion probe (test top-1 after 500 steps): 58.0% with a
+        # quarter, 51.7% with an eighth; the stage took 276 s with a quarter and 227 s with an eighth (docs/demo.md).
         loss_token_fraction=0.125,
         num_inference_steps=50,
         # Reconstructions sample with deterministic DDIM from the predicted noise (release: ancestral DDPM with the
