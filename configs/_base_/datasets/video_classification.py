@@ -76,19 +76,9 @@ val_dataloader = dict(
         data_prefix=dict(video=data_root_val),
         pipeline=val_pipeline,
         test_mode=True))
-test_dataloader = dict(
-    batch_size=4,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='SkipBadClips',
-        wraps=dataset_type,
-        num_classes=num_classes,
-        ann_file=ann_file_test,
-        data_prefix=dict(video=data_root_val),
-        pipeline=test_pipeline,
-        test_mode=True))
+# The val loader with the test list, the three-crop pipeline and 4 clips per batch (3 views each).
+test_dataloader = dict(val_dataloader, batch_size=4,
+                       dataset=dict(val_dataloader['dataset'], ann_file=ann_file_test, pipeline=test_pipeline))
 
 # Clips SkipBadClips could not read are left out of the scores and counted (`bad_clips`).
 val_evaluator = dict(type='SkipBadClipsMetric', metric=dict(type='AccMetric'))
